@@ -1,0 +1,3 @@
+"""evsed: charge-controller daemon for embedded-Linux EV chargers."""
+
+__version__ = "0.1.0"
