@@ -1,0 +1,340 @@
+"""Energy meter on Modbus TCP or RTU, driven by a :class:`~hal.meter_maps.RegisterMap`.
+
+The driver reads every value of the map in a few block requests, decodes them with
+:func:`hal.meter_maps.decode` and refuses readings that cannot be true (NaN, out of range,
+an energy counter running backwards): a wrong energy value would end up on an invoice, so
+:class:`hal.errors.MeterError` is better than a guess. It reconnects on its own; the caller
+only has to keep calling :meth:`ModbusMeter.read`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from dataclasses import dataclass
+from typing import Final
+
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+from pymodbus.constants import ExcCodes
+from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+from pymodbus.pdu import ModbusPDU
+
+from hal.errors import MeterError
+from hal.meter_maps import Register, RegisterMap, decode
+from hal.types import MeterReading
+
+log = logging.getLogger(__name__)
+
+# Plausibility limits: a value outside them is a decoding or wiring fault, not a measurement.
+MAX_VOLTAGE_V: Final = 1000.0
+MAX_ABS_CURRENT_A: Final = 5000.0
+MAX_ABS_POWER_W: Final = 1_000_000.0
+MAX_FREQUENCY_HZ: Final = 100.0
+# Integer meters flag "not available" with all-ones registers; scaled, those land far above.
+MAX_ENERGY_WH: Final = 1e12
+
+_PHASES: Final = ("l1", "l2", "l3")
+
+
+@dataclass(frozen=True, slots=True)
+class ReadBlock:
+    """One read request: ``count`` registers from ``address`` with ``function_code``."""
+
+    function_code: int
+    address: int
+    count: int
+
+
+def plan_reads(register_map: RegisterMap) -> list[ReadBlock]:
+    """Group the map's registers into as few requests as its limits allow.
+
+    Registers of one function code are merged while the unused registers between them do
+    not exceed ``max_gap`` and the block stays within ``max_block`` registers.
+    """
+    spans = sorted(
+        {(r.function_code, r.address, r.count) for r in register_map.registers().values()}
+    )
+    blocks: list[ReadBlock] = []
+    for function_code, address, count in spans:
+        if blocks and blocks[-1].function_code == function_code:
+            last = blocks[-1]
+            last_end = last.address + last.count
+            end = max(last_end, address + count)
+            if (
+                address <= last_end + register_map.max_gap
+                and end - last.address <= register_map.max_block
+            ):
+                blocks[-1] = ReadBlock(function_code, last.address, end - last.address)
+                continue
+        blocks.append(ReadBlock(function_code, address, count))
+    return blocks
+
+
+def _exception_name(code: int) -> str:
+    try:
+        return ExcCodes(code).name
+    except ValueError:
+        return "unknown"
+
+
+class ModbusMeter:
+    """A Modbus energy meter (implements :class:`hal.interfaces.Meter`).
+
+    ``timeout`` applies to each attempt and ``retries`` counts the extra attempts per
+    request, so a silent meter is reported after about ``timeout * (retries + 1)``.
+    The energy counters must never decrease: the last accepted values are kept for the
+    life of this object (also across :meth:`stop`/:meth:`start`), so a meter that was
+    swapped or reset keeps failing until the daemon builds a new driver.
+    """
+
+    def __init__(
+        self,
+        register_map: RegisterMap,
+        *,
+        transport: str,
+        host: str = "127.0.0.1",
+        port: int = 502,
+        serial_port: str = "",
+        baudrate: int = 9600,
+        parity: str = "N",
+        stopbits: int = 1,
+        device_id: int = 1,
+        timeout: float = 1.0,
+        retries: int = 1,
+    ) -> None:
+        """Check the settings; nothing is opened before :meth:`start` or :meth:`read`."""
+        if transport not in ("tcp", "rtu"):
+            raise ValueError(f"transport {transport!r} is not 'tcp' or 'rtu'")
+        if transport == "rtu" and not serial_port:
+            raise ValueError("transport 'rtu' needs serial_port")
+        if parity not in ("N", "E", "O"):
+            raise ValueError(f"parity {parity!r} is not 'N', 'E' or 'O'")
+        if stopbits not in (1, 2):
+            raise ValueError(f"stopbits {stopbits!r} is not 1 or 2")
+        if not 0 <= device_id <= 255:
+            raise ValueError(f"device_id {device_id!r} is outside 0..255")
+        if not timeout > 0 or retries < 0:
+            raise ValueError("timeout must be > 0 and retries >= 0")
+        self._map = register_map
+        self._transport = transport
+        self._host = host
+        self._port = port
+        self._serial_port = serial_port
+        self._baudrate = baudrate
+        self._parity = parity
+        self._stopbits = stopbits
+        self._device_id = device_id
+        self._timeout = timeout
+        self._retries = retries
+        self._blocks = plan_reads(register_map)
+        self._layout = self._locate(register_map, self._blocks)
+        # Guard for the whole read: connect plus every block with all its attempts.
+        self._deadline_s = timeout * ((retries + 1) * len(self._blocks) + 1)
+        self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
+        self._lock = asyncio.Lock()
+        self._failing = False
+        self._last_import_wh: float | None = None
+        self._last_export_wh: float | None = None
+        if transport == "tcp":
+            self._where = f"{register_map.name} at tcp {host}:{port} id {device_id}"
+        else:
+            self._where = f"{register_map.name} at rtu {serial_port} id {device_id}"
+
+    def __repr__(self) -> str:
+        """Name the meter the way log lines do."""
+        return f"ModbusMeter({self._where})"
+
+    @property
+    def blocks(self) -> tuple[ReadBlock, ...]:
+        """The requests one :meth:`read` sends, in order."""
+        return tuple(self._blocks)
+
+    async def start(self) -> None:
+        """Open the connection; a failure is logged and left to :meth:`read` to retry."""
+        async with self._lock:
+            client = self._ensure_client()
+            if client.connected:
+                return
+            if await client.connect():
+                log.info("meter %s: connected", self._where)
+            else:
+                log.warning("meter %s: cannot connect yet, will retry on read", self._where)
+
+    async def stop(self) -> None:
+        """Close the connection. :meth:`read` after this reconnects."""
+        async with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    async def read(self) -> MeterReading:
+        """Poll the meter once.
+
+        Raises :class:`MeterError` on timeout, connection failure, a Modbus exception
+        response, or a reading that fails the sanity checks.
+        """
+        async with self._lock:
+            try:
+                async with asyncio.timeout(self._deadline_s):
+                    values = await self._read_values()
+                reading = self._to_reading(values)
+            except TimeoutError:
+                self._drop_connection()
+                raise self._failed(f"no complete answer within {self._deadline_s:.1f} s") from None
+            except MeterError as exc:
+                raise self._failed(str(exc)) from exc.__cause__
+            if self._failing:
+                log.info("meter %s: readable again", self._where)
+                self._failing = False
+            self._last_import_wh = reading.energy_import_wh
+            if reading.energy_export_wh is not None:
+                self._last_export_wh = reading.energy_export_wh
+            return reading
+
+    # -- bus access ---------------------------------------------------------------------
+
+    @staticmethod
+    def _locate(
+        register_map: RegisterMap, blocks: list[ReadBlock]
+    ) -> dict[str, tuple[Register, int, int]]:
+        """Find, for every field, its block index and offset inside that block."""
+        layout: dict[str, tuple[Register, int, int]] = {}
+        for name, register in register_map.registers().items():
+            for index, block in enumerate(blocks):
+                offset = register.address - block.address
+                if (
+                    block.function_code == register.function_code
+                    and offset >= 0
+                    and offset + register.count <= block.count
+                ):
+                    layout[name] = (register, index, offset)
+                    break
+        return layout
+
+    def _ensure_client(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
+        # pymodbus' own reconnect loop is off (reconnect_delay=0): read() reconnects, so a
+        # dead meter costs one connect attempt per poll and nothing runs in the background.
+        if self._client is None:
+            if self._transport == "tcp":
+                self._client = AsyncModbusTcpClient(
+                    self._host,
+                    port=self._port,
+                    timeout=self._timeout,
+                    retries=self._retries,
+                    reconnect_delay=0,
+                )
+            else:
+                self._client = AsyncModbusSerialClient(
+                    self._serial_port,
+                    baudrate=self._baudrate,
+                    parity=self._parity,
+                    stopbits=self._stopbits,
+                    timeout=self._timeout,
+                    retries=self._retries,
+                    reconnect_delay=0,
+                )
+        return self._client
+
+    def _drop_connection(self) -> None:
+        """Forget a TCP connection after a fault; a late answer must not pair with a new request.
+
+        A serial port stays open: the line itself is fine when one device stays silent.
+        """
+        if self._transport == "tcp" and self._client is not None:
+            self._client.close()
+
+    async def _read_values(self) -> dict[str, float]:
+        client = self._ensure_client()
+        if not client.connected and not await client.connect():
+            raise MeterError("cannot connect")
+        registers = [await self._read_block(client, block) for block in self._blocks]
+        return {
+            name: decode(register, registers[index][offset : offset + register.count])
+            for name, (register, index, offset) in self._layout.items()
+        }
+
+    async def _read_block(
+        self, client: AsyncModbusTcpClient | AsyncModbusSerialClient, block: ReadBlock
+    ) -> list[int]:
+        what = f"FC{block.function_code} {block.address:#06x}+{block.count}"
+        try:
+            response: ModbusPDU
+            if block.function_code == 4:
+                response = await client.read_input_registers(
+                    block.address, count=block.count, device_id=self._device_id
+                )
+            else:
+                response = await client.read_holding_registers(
+                    block.address, count=block.count, device_id=self._device_id
+                )
+        except ModbusIOException as exc:
+            # No (valid) answer after every attempt; on RTU this includes CRC errors, which
+            # pymodbus' framer drops.
+            self._drop_connection()
+            raise MeterError(f"no valid answer to {what}: {exc}") from exc
+        except (ConnectionException, OSError) as exc:
+            self._drop_connection()
+            raise MeterError(f"connection lost during {what}: {exc}") from exc
+        except ModbusException as exc:
+            raise MeterError(f"{what} failed: {exc}") from exc
+        if response.isError():
+            code = response.exception_code
+            raise MeterError(
+                f"{what} answered with Modbus exception {code} ({_exception_name(code)})"
+            )
+        registers = list(response.registers)
+        if len(registers) != block.count:
+            raise MeterError(f"{what} answered {len(registers)} registers")
+        return registers
+
+    # -- sanity -------------------------------------------------------------------------
+
+    def _failed(self, message: str) -> MeterError:
+        """Log the first failure of a series (not every poll) and build the error."""
+        if not self._failing:
+            log.warning("meter %s: %s", self._where, message)
+            self._failing = True
+        else:
+            log.debug("meter %s: still failing: %s", self._where, message)
+        return MeterError(f"meter {self._where}: {message}")
+
+    def _to_reading(self, values: dict[str, float]) -> MeterReading:
+        """Check every value and build the reading; raise :class:`MeterError` if implausible."""
+        for name, value in values.items():
+            if not math.isfinite(value):
+                raise MeterError(f"{name} is {value}")
+
+        def limit(name: str, low: float, high: float) -> float:
+            value = values.get(name, 0.0)
+            if not low <= value <= high:
+                raise MeterError(f"{name} = {value:g} is outside {low:g}..{high:g}")
+            return value
+
+        voltages = tuple(limit(f"voltage_{p}", 0.0, MAX_VOLTAGE_V) for p in _PHASES)
+        currents = tuple(
+            limit(f"current_{p}", -MAX_ABS_CURRENT_A, MAX_ABS_CURRENT_A) for p in _PHASES
+        )
+        powers = tuple(limit(f"power_{p}", -MAX_ABS_POWER_W, MAX_ABS_POWER_W) for p in _PHASES)
+        power = limit("power_total", -MAX_ABS_POWER_W, MAX_ABS_POWER_W)
+        frequency = limit("frequency", 0.0, MAX_FREQUENCY_HZ)
+        energy_import = limit("energy_import", 0.0, MAX_ENERGY_WH)
+        self._check_monotonic("energy_import", energy_import, self._last_import_wh)
+        energy_export: float | None = None
+        if "energy_export" in values:
+            energy_export = limit("energy_export", 0.0, MAX_ENERGY_WH)
+            self._check_monotonic("energy_export", energy_export, self._last_export_wh)
+        return MeterReading(
+            energy_import_wh=energy_import,
+            power_w=power,
+            current_a=(currents[0], currents[1], currents[2]),
+            voltage_v=(voltages[0], voltages[1], voltages[2]),
+            frequency_hz=frequency,
+            energy_export_wh=energy_export,
+            power_per_phase_w=(powers[0], powers[1], powers[2]),
+        )
+
+    @staticmethod
+    def _check_monotonic(name: str, value: float, last: float | None) -> None:
+        if last is not None and value < last:
+            raise MeterError(f"{name} went backwards from {last:.1f} Wh to {value:.1f} Wh")

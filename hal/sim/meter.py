@@ -1,0 +1,273 @@
+"""A simulated energy meter: a real Modbus TCP server on 127.0.0.1 (or RTU on a serial device).
+
+It serves the registers of a :class:`~hal.meter_maps.RegisterMap` (the Eastron SDM630 v2 by
+default), so :class:`hal.modbus_meter.ModbusMeter` talks to it exactly as to a meter behind
+a Modbus TCP gateway. Addresses come from the shared map; the values are encoded here with
+:mod:`struct`, independently of :func:`hal.meter_maps.decode`, so a bug in the decoder cannot
+cancel itself out in tests.
+
+The meter measures what ``load()`` says flows now (per-phase current in A) at a fixed
+voltage and integrates the energy every 100 ms and on every request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import struct
+import time
+from collections.abc import Callable
+from typing import Final, cast
+
+from pymodbus.constants import ExcCodes
+from pymodbus.server import ModbusSerialServer, ModbusTcpServer
+from pymodbus.simulator import DataType, SimData, SimDevice
+
+from hal.meter_maps import MAPS, Register, RegisterMap
+
+log = logging.getLogger(__name__)
+
+Load = Callable[[], tuple[float, float, float]]
+
+INTEGRATION_PERIOD_S: Final = 0.1
+_STRUCT: Final[dict[str, str]] = {
+    "int16": "h",
+    "uint16": "H",
+    "int32": "i",
+    "uint32": "I",
+    "int64": "q",
+    "uint64": "Q",
+    "float32": "f",
+}
+
+
+def encode(register: Register, value: float) -> list[int]:
+    """Encode ``value`` (SI units) into the raw registers a meter would serve."""
+    fmt = _STRUCT[register.datatype]
+    raw = value / register.scale
+    data = struct.pack(f">{fmt}", raw if fmt == "f" else round(raw))
+    words = [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
+    return words if register.word_order == "big" else words[::-1]
+
+
+class SimMeterServer:
+    """Simulated Modbus TCP energy meter (see module docstring).
+
+    ``set_offline(True)`` makes the meter go silent: the server keeps accepting
+    connections and requests but drops every response, so clients see timeouts, as with
+    an RS485 meter behind a gateway that lost power or its bus. ``stop()`` then ``start()``
+    restarts the server on the same port (clients see refused connections meanwhile).
+    ``clock`` is injectable so tests can advance time without sleeping.
+
+    Energy always integrates all three phases of ``load()``; with a single-phase map
+    (SDM120) only L1 is served, so ``load()`` should then report 0 A on L2 and L3.
+
+    With ``serial_port`` set, the meter speaks Modbus RTU on that serial device (e.g. one
+    end of a pty pair) instead of listening on TCP; everything else stays the same.
+    """
+
+    def __init__(
+        self,
+        load: Load,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        voltage_v: float = 230.0,
+        frequency_hz: float = 50.0,
+        device_id: int = 1,
+        initial_energy_wh: float = 0.0,
+        register_map: RegisterMap | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        serial_port: str = "",
+        baudrate: int = 9600,
+    ) -> None:
+        """Prepare the meter; nothing listens before :meth:`start`."""
+        self._load = load
+        self._host = host
+        self._port = port
+        self._voltage_v = voltage_v
+        self._frequency_hz = frequency_hz
+        self._device_id = device_id
+        self._map = register_map if register_map is not None else MAPS["sdm630"]
+        self._clock = clock
+        self._energy_wh = initial_energy_wh
+        self._power_w = 0.0  # power measured at the last integration step
+        self._last_t = clock()
+        self._offline = False
+        self._forced: dict[str, float] = {}
+        self._server: ModbusTcpServer | ModbusSerialServer | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._serial_port = serial_port
+        self._baudrate = baudrate
+
+    @property
+    def port(self) -> int:
+        """TCP port served (the real one once :meth:`start` bound port 0)."""
+        return self._port
+
+    @property
+    def energy_wh(self) -> float:
+        """Imported energy so far, in Wh."""
+        self._integrate()
+        return self._energy_wh
+
+    @property
+    def offline(self) -> bool:
+        """True while the meter does not answer."""
+        return self._offline
+
+    def set_offline(self, offline: bool) -> None:
+        """Stop (True) or resume (False) answering requests; energy keeps counting."""
+        if offline != self._offline:
+            log.info(
+                "simulated meter on port %d %s", self._port, "offline" if offline else "online"
+            )
+        self._offline = offline
+
+    def force(self, field: str, value: float | None) -> None:
+        """Serve ``value`` for ``field`` (e.g. ``"voltage_l1"``) instead of the simulated one.
+
+        ``None`` ends the override. This is the hook tests use to feed NaN or implausible
+        numbers to the driver.
+        """
+        register = self._map.registers().get(field)
+        if register is None:
+            raise ValueError(f"register map {self._map.name!r} has no field {field!r}")
+        if value is None:
+            self._forced.pop(field, None)
+            return
+        try:
+            encode(register, value)
+        except (ValueError, OverflowError, struct.error) as exc:
+            raise ValueError(f"{field} is {register.datatype}: cannot carry {value}") from exc
+        self._forced[field] = value
+
+    async def start(self) -> None:
+        """Listen on ``host:port`` (or open ``serial_port``); returns once requests are served."""
+        if self._server is not None:
+            raise RuntimeError("simulated meter already started")
+        self._integrate()
+        if self._serial_port:
+            self._server = ModbusSerialServer(
+                self._build_device(),
+                port=self._serial_port,
+                baudrate=self._baudrate,
+                trace_packet=self._trace_packet,
+            )
+            await self._server.serve_forever(background=True)
+            where = f"rtu {self._serial_port}"
+        else:
+            self._server = ModbusTcpServer(
+                self._build_device(),
+                address=(self._host, self._port),
+                trace_packet=self._trace_packet,
+            )
+            await self._server.serve_forever(background=True)
+            if self._port == 0:
+                # Bound by the kernel: nothing can take the port between picking and binding.
+                listener = cast(asyncio.Server, self._server.transport)
+                self._port = int(listener.sockets[0].getsockname()[1])
+            where = f"tcp {self._host}:{self._port}"
+        self._ticker = asyncio.create_task(self._tick(), name="sim-meter-integrate")
+        log.info("simulated meter %s serving on %s", self._map.name, where)
+
+    async def stop(self) -> None:
+        """Stop listening and drop every client connection."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
+        if self._server is not None:
+            # pymodbus 3.16 leaves shutdown() unannotated.
+            await self._server.shutdown()  # type: ignore[no-untyped-call]
+            self._server = None
+        self._integrate()
+
+    # -- simulation ---------------------------------------------------------------------
+
+    def _integrate(self) -> None:
+        """Add the energy of the power measured at the previous step, then measure again."""
+        now = self._clock()
+        dt = max(0.0, now - self._last_t)
+        self._last_t = now
+        self._energy_wh += self._power_w * dt / 3600.0
+        self._power_w = sum(self._voltage_v * current for current in self._load())
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(INTEGRATION_PERIOD_S)
+            self._integrate()
+
+    def _values(self) -> dict[str, float]:
+        """The value of every field right now, in SI units."""
+        currents = self._load()
+        powers = [self._voltage_v * current for current in currents]
+        values: dict[str, float] = {"energy_import": self._energy_wh, "energy_export": 0.0}
+        values["power_total"] = sum(powers)
+        values["frequency"] = self._frequency_hz
+        for index, phase in enumerate(("l1", "l2", "l3")):
+            values[f"voltage_{phase}"] = self._voltage_v
+            values[f"current_{phase}"] = currents[index]
+            values[f"power_{phase}"] = powers[index]
+        if self._map.power_l1 == self._map.power_total:  # single-phase meter (SDM120)
+            values["power_total"] = values["power_l1"]
+        values.update(self._forced)
+        return values
+
+    # -- Modbus plumbing ----------------------------------------------------------------
+
+    def _build_device(self) -> SimDevice:
+        """One zero-filled register block per function code, spanning the map's addresses.
+
+        Reads inside the span are answered (unused registers read 0, so a driver may merge
+        requests across gaps); reads outside it get ILLEGAL_ADDRESS, as from a real meter.
+        """
+        spans: dict[int, tuple[int, int]] = {}
+        for register in self._map.registers().values():
+            low, high = spans.get(register.function_code, (register.address, register.address))
+            spans[register.function_code] = (
+                min(low, register.address),
+                max(high, register.address + register.count),
+            )
+
+        def block(function_code: int) -> list[SimData]:
+            if function_code not in spans:
+                return [SimData(0, datatype=DataType.INVALID)]
+            low, high = spans[function_code]
+            return [SimData(low, values=[0] * (high - low), datatype=DataType.REGISTERS)]
+
+        bits = [SimData(0, count=16, values=False, datatype=DataType.BITS)]
+        return SimDevice(
+            self._device_id,
+            simdata=(bits, list(bits), block(3), block(4)),
+            action=self._on_request,
+        )
+
+    async def _on_request(
+        self,
+        function_code: int,
+        start_address: int,
+        _address: int,
+        _count: int,
+        registers: list[int],
+        set_values: list[int] | list[bool] | None,
+    ) -> ExcCodes | None:
+        """Refresh the served registers from the simulation just before pymodbus answers."""
+        if set_values is not None:
+            return ExcCodes.ILLEGAL_FUNCTION  # a meter's measurements are read-only
+        self._integrate()
+        values = self._values()
+        for name, register in self._map.registers().items():
+            if register.function_code == function_code:
+                offset = register.address - start_address
+                registers[offset : offset + register.count] = encode(register, values[name])
+        return None
+
+    def _trace_packet(self, sending: bool, data: bytes) -> bytes:
+        # Dropping the response frame (not the request) leaves pymodbus' receive buffer
+        # clean, so the meter answers normally as soon as it is back online.
+        if sending and self._offline:
+            return b""
+        return data
