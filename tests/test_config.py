@@ -1,0 +1,131 @@
+"""Config parsing: typed values, named errors, exit code 78, and the example file in sync."""
+
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from evsed.config import config_keys, load_config
+from evsed.errors import EXIT_CONFIG, ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "evsed.example.toml"
+
+MINIMAL = """
+[charger]
+id = "cp-1"
+[csms]
+url = "ws://127.0.0.1:9000/ocpp"
+[hal]
+kind = "sim"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "evsed.toml"
+    path.write_text(text)
+    return path
+
+
+def test_minimal_config_gets_defaults(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, MINIMAL))
+    assert config.charger.id == "cp-1"
+    assert config.charging.max_current_a == 16.0
+    assert config.hal.contactor.pin == 17
+
+
+def test_integer_accepted_where_a_number_is_expected(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, MINIMAL + "[charging]\nmax_current_a = 32\n"))
+    assert config.charging.max_current_a == 32.0
+    assert isinstance(config.charging.max_current_a, float)
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "problem"),
+    [
+        ("[charging]\nmax_curent_a = 16\n", "charging.max_curent_a", "unknown key"),
+        ('[charging]\nmax_current_a = "16"\n', "charging.max_current_a", "expected a number"),
+        ("[charging]\nfree_mode = 1\n", "charging.free_mode", "expected a boolean"),
+        ('[hal.meter]\ntransport = "usb"\n', "hal.meter.transport", "must be one of"),
+        ("[hal.sim]\nmeter_port = 1.5\n", "hal.sim.meter_port", "expected an integer"),
+        ("[charging]\nmax_current_a = 100\n", "charging.max_current_a", "between 6 and 80"),
+        ("[bogus]\nx = 1\n", "bogus", "unknown key"),
+    ],
+)
+def test_bad_value_names_key_and_file(tmp_path: Path, extra: str, key: str, problem: str) -> None:
+    path = write(tmp_path, MINIMAL + extra)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.key == key
+    assert problem in info.value.problem
+    assert str(path) in str(info.value)
+
+
+def test_missing_required_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"csms\.url: required value is missing"):
+        load_config(write(tmp_path, MINIMAL.replace('url = "ws://127.0.0.1:9000/ocpp"', "")))
+
+
+def test_missing_required_table(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r": hal: required table is missing"):
+        load_config(write(tmp_path, MINIMAL.replace('[hal]\nkind = "sim"', "")))
+
+
+def test_invalid_toml_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        load_config(write(tmp_path, "[charger\nid = 1"))
+
+
+def _run_daemon(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "evsed", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_daemon_exits_78_on_unknown_key(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL + "[charging]\nturbo = true\n")
+    result = _run_daemon("--config", str(path))
+    assert result.returncode == EXIT_CONFIG
+    assert "charging.turbo: unknown key" in result.stderr
+    assert str(path) in result.stderr
+
+
+def test_daemon_exits_78_on_bad_type(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL + '[charging]\nphases = "3"\n')
+    result = _run_daemon("--config", str(path))
+    assert result.returncode == EXIT_CONFIG
+    assert "charging.phases: expected an integer" in result.stderr
+
+
+def test_daemon_exits_78_on_missing_file(tmp_path: Path) -> None:
+    result = _run_daemon("--config", str(tmp_path / "nope.toml"))
+    assert result.returncode == EXIT_CONFIG
+    assert "nope.toml: file not found" in result.stderr
+
+
+def test_example_file_parses_and_lists_every_key() -> None:
+    load_config(EXAMPLE)
+    data = tomllib.loads(EXAMPLE.read_text())
+
+    def leaves(table: dict[str, object], prefix: str = "") -> set[str]:
+        out: set[str] = set()
+        for key, value in table.items():
+            if isinstance(value, dict):
+                out |= leaves(value, f"{prefix}{key}.")
+            else:
+                out.add(f"{prefix}{key}")
+        return out
+
+    assert leaves(data) == set(config_keys())
+
+
+def test_example_file_documents_every_key() -> None:
+    lines = EXAMPLE.read_text().splitlines()
+    for i, line in enumerate(lines):
+        if re.match(r"^\w+ = ", line):
+            above = lines[i - 1]
+            documented = above.startswith("#") or re.match(r"^\w+ = ", above)
+            assert documented, f"key on line {i + 1} has no comment above it: {line}"
