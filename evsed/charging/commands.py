@@ -1,0 +1,63 @@
+"""Commands the charging core emits. Imperative: the runner carries them out, in order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from evsed.charging.events import StopReason
+
+
+@dataclass(frozen=True, slots=True)
+class SetPwm:
+    """Signal ``current_a`` to the EV with the 1 kHz PWM (states B2/C2)."""
+
+    current_a: float
+
+
+@dataclass(frozen=True, slots=True)
+class StopPwm:
+    """Constant +12 V, no PWM (states B1/C1): the EV must not draw current."""
+
+
+@dataclass(frozen=True, slots=True)
+class ShowStateF:
+    """Constant -12 V (state F): EVSE not available, after a fault."""
+
+
+@dataclass(frozen=True, slots=True)
+class CloseContactor:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class OpenContactor:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Authorize:
+    """Ask the authorization service about ``id_tag``; it answers with AuthAccepted/Rejected."""
+
+    id_tag: str
+
+
+@dataclass(frozen=True, slots=True)
+class StartTransaction:
+    id_tag: str
+
+
+@dataclass(frozen=True, slots=True)
+class StopTransaction:
+    reason: StopReason
+
+
+Command = (
+    SetPwm
+    | StopPwm
+    | ShowStateF
+    | CloseContactor
+    | OpenContactor
+    | Authorize
+    | StartTransaction
+    | StopTransaction
+)

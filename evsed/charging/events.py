@@ -1,0 +1,86 @@
+"""Events fed to the charging core. Past tense: they say what happened."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from evsed.charging.faults import Fault
+from hal.types import CpState
+
+
+class StopReason(enum.StrEnum):
+    """Why a transaction ended (the OCPP 1.6 Reason values the core can produce)."""
+
+    LOCAL = "Local"
+    REMOTE = "Remote"
+    EV_DISCONNECTED = "EVDisconnected"
+    DE_AUTHORIZED = "DeAuthorized"
+    EMERGENCY_STOP = "EmergencyStop"
+    HARD_RESET = "HardReset"
+    SOFT_RESET = "SoftReset"
+    POWER_LOSS = "PowerLoss"
+    REBOOT = "Reboot"
+    OTHER = "Other"
+
+
+@dataclass(frozen=True, slots=True)
+class CpStateChanged:
+    cp: CpState
+
+
+@dataclass(frozen=True, slots=True)
+class TagPresented:
+    """An id tag was read locally (RFID, QR)."""
+
+    id_tag: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuthAccepted:
+    id_tag: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuthRejected:
+    id_tag: str
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteStartRequested:
+    """The CSMS asked to start a session for ``id_tag`` (already authorized by the CSMS)."""
+
+    id_tag: str
+
+
+@dataclass(frozen=True, slots=True)
+class StopRequested:
+    reason: StopReason
+
+
+@dataclass(frozen=True, slots=True)
+class FaultRaised:
+    fault: Fault
+
+
+@dataclass(frozen=True, slots=True)
+class FaultCleared:
+    fault: Fault
+
+
+@dataclass(frozen=True, slots=True)
+class TimePassed:
+    """Periodic tick so time-based rules (debounce, timeouts) can fire."""
+
+
+Event = (
+    CpStateChanged
+    | TagPresented
+    | AuthAccepted
+    | AuthRejected
+    | RemoteStartRequested
+    | StopRequested
+    | FaultRaised
+    | FaultCleared
+    | TimePassed
+)

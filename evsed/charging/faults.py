@@ -1,0 +1,20 @@
+"""Faults the charging core knows about, as data. OCPP error codes are mapped in the OCPP layer."""
+
+from __future__ import annotations
+
+import enum
+
+
+class Fault(enum.StrEnum):
+    """A condition that stops power flow while it is active."""
+
+    MCU_LINK_LOST = "mcu-link-lost"  # no valid status frame from the CP MCU for 300 ms
+    MCU_FAILSAFE = "mcu-failsafe"  # the MCU latched host_timeout or an internal fault
+    METER_FAILURE = "meter-failure"  # energy meter unreadable
+    RCD_TRIPPED = "rcd-tripped"
+    OVER_TEMPERATURE = "over-temperature"
+    CONTACTOR_WELDED = "contactor-welded"
+    CONTACTOR_STUCK_OPEN = "contactor-stuck-open"
+    CP_DIODE = "cp-diode"  # PWM running without the -12 V low level
+    CP_STATE_E = "cp-state-e"  # CP shorted to PE
+    CP_STATE_F = "cp-state-f"  # the MCU reports EVSE not available

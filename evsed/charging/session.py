@@ -1,0 +1,288 @@
+"""The connector state machine: ``step(state, event, now) -> (state, commands)``.
+
+Pure: no I/O, no clock. The state holds what happened (CP state, authorization, transaction,
+faults); the pilot and contactor outputs are *derived* from it on every step and compared with
+what was last commanded, so every path -- including ones nobody thought of -- ends with the
+outputs the rules allow. Safety rules, IEC 61851-1 (2017) Annex A:
+
+- the contactor is closed only in C (or D with ventilation) with PWM on, an authorized
+  transaction, no fault, and C seen for ``c_debounce_s`` (seq. 4/6: close within 3 s);
+- C->B, unplug, or any fault opens it at once (seq. 7/8: within 100 ms);
+- when the EVSE ends a session it stops PWM and waits for the EV to go to B; if the EV keeps
+  C, the contactor opens under load after 6 s (seq. 10.2);
+- any fault drives state F (constant -12 V) until it clears.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass, field
+
+from evsed.charging.commands import (
+    Authorize,
+    CloseContactor,
+    Command,
+    OpenContactor,
+    SetPwm,
+    ShowStateF,
+    StartTransaction,
+    StopPwm,
+    StopTransaction,
+)
+from evsed.charging.events import (
+    AuthAccepted,
+    AuthRejected,
+    CpStateChanged,
+    Event,
+    FaultCleared,
+    FaultRaised,
+    RemoteStartRequested,
+    StopReason,
+    StopRequested,
+    TagPresented,
+    TimePassed,
+)
+from evsed.charging.faults import Fault
+from hal.types import CpState
+
+EV_STOP_GRACE_S = 6.0  # IEC 61851-1 Table A.6 seq. 10.2: open under load after 6 s
+PLUGGED = frozenset({CpState.B, CpState.C, CpState.D})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Policy the state machine needs, taken from the config by the composition root."""
+
+    max_current_a: float = 16.0
+    free_mode: bool = False
+    free_mode_id_tag: str = "evsed-free"
+    connection_timeout_s: float = 60.0
+    stop_on_ev_disconnect: bool = True
+    ventilation_available: bool = False
+    c_debounce_s: float = 0.5
+    require_meter: bool = True
+
+
+class Pilot(enum.Enum):
+    """What the control pilot shows."""
+
+    OFF = "off"  # +12 V, no PWM
+    PWM = "pwm"
+    STATE_F = "F"
+
+
+class Phase(enum.StrEnum):
+    """Where the connector is in a session; derived from the state, never stored."""
+
+    IDLE = "Idle"
+    WAITING_FOR_AUTH = "WaitingForAuth"  # plugged, no authorization yet
+    WAITING_FOR_PLUG = "WaitingForPlug"  # authorized, no car yet
+    SUSPENDED_EV = "SuspendedEV"  # transaction, PWM on, car not (yet) charging
+    CHARGING = "Charging"
+    STOPPING = "Stopping"  # PWM off, waiting for the EV to leave C
+    FINISHED = "Finished"  # transaction over, car still plugged
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorState:
+    """Everything the connector's rules depend on. Outputs are the last commanded ones."""
+
+    settings: Settings = field(default_factory=Settings)
+    cp: CpState = CpState.A
+    pending_tag: str | None = None  # Authorize sent, no answer yet
+    auth_tag: str | None = None  # authorized for the current or pending session
+    auth_deadline: float | None = None  # authorized but not plugged: give up at this time
+    tx_active: bool = False
+    stop_reason: StopReason | None = None  # stop requested, waiting for the EV to leave C
+    stop_deadline: float | None = None
+    finished: bool = False  # a transaction ended and the car is still plugged
+    c_since: float | None = None  # when C (or D) was first seen, for the debounce
+    faults: frozenset[Fault] = frozenset()
+    limit_a: float | None = None  # lower limit from outside (smart charging); None = none
+    pilot: Pilot = Pilot.OFF
+    pwm_a: float = 0.0
+    contactor_closed: bool = False
+
+    @property
+    def plugged(self) -> bool:
+        return self.cp in PLUGGED
+
+    @property
+    def blocking_faults(self) -> frozenset[Fault]:
+        if self.settings.require_meter:
+            return self.faults
+        return self.faults - {Fault.METER_FAILURE}
+
+    @property
+    def offered_current_a(self) -> float:
+        limit = self.settings.max_current_a
+        if self.limit_a is not None:
+            limit = min(limit, self.limit_a)
+        return limit
+
+    @property
+    def phase(self) -> Phase:
+        if self.tx_active:
+            if self.stop_reason is not None:
+                return Phase.STOPPING
+            return Phase.CHARGING if self.contactor_closed else Phase.SUSPENDED_EV
+        if self.finished and self.plugged:
+            return Phase.FINISHED
+        if self.auth_tag is not None and not self.plugged:
+            return Phase.WAITING_FOR_PLUG
+        if self.plugged:
+            return Phase.WAITING_FOR_AUTH
+        return Phase.IDLE
+
+
+def step(state: ConnectorState, event: Event, now: float) -> tuple[ConnectorState, list[Command]]:
+    """Apply ``event`` at monotonic time ``now``; return the new state and the commands to run."""
+    commands: list[Command] = []
+    s = _apply(state, event, now, commands)
+    return _reconcile(s, now, commands)
+
+
+def _apply(s: ConnectorState, event: Event, now: float, out: list[Command]) -> ConnectorState:
+    match event:
+        case CpStateChanged(cp=cp):
+            return _on_cp(s, cp, now, out)
+        case TagPresented(id_tag=tag):
+            if s.tx_active and s.stop_reason is None and tag == s.auth_tag:
+                return _request_stop(s, StopReason.LOCAL, now)
+            if s.tx_active or s.pending_tag is not None:
+                return s
+            out.append(Authorize(tag))
+            return dataclasses.replace(s, pending_tag=tag)
+        case AuthAccepted(id_tag=tag):
+            if tag != s.pending_tag:
+                return s
+            return _authorized(dataclasses.replace(s, pending_tag=None), tag, now, out)
+        case AuthRejected(id_tag=tag):
+            if tag != s.pending_tag:
+                return s
+            return dataclasses.replace(s, pending_tag=None)
+        case RemoteStartRequested(id_tag=tag):
+            if s.tx_active or s.auth_tag is not None:
+                return s
+            return _authorized(dataclasses.replace(s, pending_tag=None), tag, now, out)
+        case StopRequested(reason=reason):
+            if s.tx_active and s.stop_reason is None:
+                return _request_stop(s, reason, now)
+            if not s.tx_active and s.auth_tag is not None:
+                return dataclasses.replace(s, auth_tag=None, auth_deadline=None)
+            return s
+        case FaultRaised(fault=fault):
+            return dataclasses.replace(s, faults=s.faults | {fault})
+        case FaultCleared(fault=fault):
+            return dataclasses.replace(s, faults=s.faults - {fault})
+        case TimePassed():
+            if s.auth_deadline is not None and now >= s.auth_deadline and not s.plugged:
+                return dataclasses.replace(s, auth_tag=None, auth_deadline=None)
+            return s
+    return s
+
+
+def _on_cp(s: ConnectorState, cp: CpState, now: float, out: list[Command]) -> ConnectorState:
+    was_plugged = s.plugged
+    charging_request = cp in (CpState.C, CpState.D)
+    c_since = (s.c_since if s.c_since is not None else now) if charging_request else None
+    s = dataclasses.replace(s, cp=cp, c_since=c_since)
+    if cp is CpState.A and was_plugged:
+        s = dataclasses.replace(s, finished=False)
+        if s.tx_active and (s.settings.stop_on_ev_disconnect or s.stop_reason is not None):
+            reason = s.stop_reason or StopReason.EV_DISCONNECTED
+            s = _end_transaction(s, reason, out)
+        if not s.tx_active:
+            s = dataclasses.replace(s, auth_tag=None, auth_deadline=None)
+        return s
+    if s.plugged and not was_plugged:
+        if s.auth_tag is not None and not s.tx_active:
+            return _start_transaction(s, out)
+        if s.settings.free_mode and not s.tx_active and not s.finished:
+            return _start_transaction(
+                dataclasses.replace(s, auth_tag=s.settings.free_mode_id_tag), out
+            )
+    return s
+
+
+def _authorized(s: ConnectorState, tag: str, now: float, out: list[Command]) -> ConnectorState:
+    s = dataclasses.replace(s, auth_tag=tag, finished=False)
+    if s.plugged:
+        return _start_transaction(s, out)
+    return dataclasses.replace(s, auth_deadline=now + s.settings.connection_timeout_s)
+
+
+def _start_transaction(s: ConnectorState, out: list[Command]) -> ConnectorState:
+    assert s.auth_tag is not None
+    out.append(StartTransaction(s.auth_tag))
+    return dataclasses.replace(s, tx_active=True, auth_deadline=None, finished=False)
+
+
+def _request_stop(s: ConnectorState, reason: StopReason, now: float) -> ConnectorState:
+    return dataclasses.replace(s, stop_reason=reason, stop_deadline=now + EV_STOP_GRACE_S)
+
+
+def _end_transaction(s: ConnectorState, reason: StopReason, out: list[Command]) -> ConnectorState:
+    """Close the transaction. The contactor is opened first by the caller (see _reconcile)."""
+    if s.contactor_closed:
+        out.append(OpenContactor())
+        s = dataclasses.replace(s, contactor_closed=False)
+    out.append(StopTransaction(reason))
+    return dataclasses.replace(
+        s,
+        tx_active=False,
+        stop_reason=None,
+        stop_deadline=None,
+        auth_tag=None,
+        finished=s.plugged,
+    )
+
+
+def _reconcile(
+    s: ConnectorState, now: float, out: list[Command]
+) -> tuple[ConnectorState, list[Command]]:
+    """Derive the outputs the rules allow and emit commands for what changed.
+
+    Opening comes before any pilot change and closing after, so the contactor never carries
+    load while the pilot says the EV may not draw it.
+    """
+    if s.stop_reason is not None and s.tx_active:
+        ev_left_c = s.cp not in (CpState.C, CpState.D)
+        grace_over = s.stop_deadline is not None and now >= s.stop_deadline
+        if ev_left_c or grace_over or not s.contactor_closed or s.blocking_faults:
+            s = _end_transaction(s, s.stop_reason, out)
+
+    if s.blocking_faults:
+        pilot, pwm_a = Pilot.STATE_F, 0.0
+    elif s.tx_active and s.stop_reason is None and s.plugged:
+        pilot, pwm_a = Pilot.PWM, s.offered_current_a
+    else:
+        pilot, pwm_a = Pilot.OFF, 0.0
+
+    ventilation_ok = s.cp is CpState.C or (s.cp is CpState.D and s.settings.ventilation_available)
+    debounced = s.c_since is not None and now - s.c_since >= s.settings.c_debounce_s
+    keep_for_stop = s.stop_reason is not None and s.contactor_closed and ventilation_ok
+    want_closed = (
+        s.tx_active
+        and not s.blocking_faults
+        and ventilation_ok
+        and ((pilot is Pilot.PWM and debounced) or keep_for_stop)
+    )
+
+    if s.contactor_closed and not want_closed:
+        out.append(OpenContactor())
+        s = dataclasses.replace(s, contactor_closed=False)
+    if pilot is not s.pilot or (pilot is Pilot.PWM and pwm_a != s.pwm_a):
+        match pilot:
+            case Pilot.PWM:
+                out.append(SetPwm(pwm_a))
+            case Pilot.OFF:
+                out.append(StopPwm())
+            case Pilot.STATE_F:
+                out.append(ShowStateF())
+        s = dataclasses.replace(s, pilot=pilot, pwm_a=pwm_a)
+    if want_closed and not s.contactor_closed:
+        out.append(CloseContactor())
+        s = dataclasses.replace(s, contactor_closed=True)
+    return s, out

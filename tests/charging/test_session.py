@@ -1,0 +1,277 @@
+"""The connector state machine, table-driven. Each case is named after the IEC 61851-1
+(2017, Annex A, Table A.6) sequence or the OCPP 1.6 behaviour it checks."""
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from evsed.charging.commands import (
+    Authorize,
+    CloseContactor,
+    Command,
+    OpenContactor,
+    SetPwm,
+    ShowStateF,
+    StartTransaction,
+    StopPwm,
+    StopTransaction,
+)
+from evsed.charging.events import (
+    AuthAccepted,
+    AuthRejected,
+    CpStateChanged,
+    Event,
+    FaultCleared,
+    FaultRaised,
+    RemoteStartRequested,
+    StopReason,
+    StopRequested,
+    TagPresented,
+    TimePassed,
+)
+from evsed.charging.faults import Fault
+from evsed.charging.session import ConnectorState, Phase, Settings, step
+from hal.types import CpState
+
+A, B, C, D, E = CpState.A, CpState.B, CpState.C, CpState.D, CpState.E
+TAG = "04E91C2A"
+
+
+def cp(state: CpState) -> CpStateChanged:
+    return CpStateChanged(state)
+
+
+@dataclass
+class Case:
+    name: str
+    events: list[tuple[float, Event]]
+    commands: list[Command]
+    phase: Phase
+    contactor_closed: bool = False
+    settings: Settings = field(default_factory=Settings)
+
+
+def plugged_and_charging(t0: float = 0.0) -> list[tuple[float, Event]]:
+    """Plug, swipe, accepted, car requests charge, debounce passes: contactor closed."""
+    return [
+        (t0, cp(B)),
+        (t0 + 1, TagPresented(TAG)),
+        (t0 + 1.2, AuthAccepted(TAG)),
+        (t0 + 2, cp(C)),
+        (t0 + 2.6, TimePassed()),
+    ]
+
+
+CHARGING_COMMANDS: list[Command] = [
+    Authorize(TAG),
+    StartTransaction(TAG),
+    SetPwm(16.0),
+    CloseContactor(),
+]
+
+CASES = [
+    Case(
+        "seq_1_1_plug_in_without_authorization_waits_in_B1",
+        [(0, cp(B))],
+        [],
+        Phase.WAITING_FOR_AUTH,
+    ),
+    Case(
+        "seq_2_1_to_6_plug_authorize_pwm_then_C_closes_after_debounce",
+        plugged_and_charging(),
+        CHARGING_COMMANDS,
+        Phase.CHARGING,
+        contactor_closed=True,
+    ),
+    Case(
+        "seq_6_contactor_not_closed_before_c_debounce",
+        [*plugged_and_charging()[:4], (2.3, TimePassed())],
+        CHARGING_COMMANDS[:3],
+        Phase.SUSPENDED_EV,
+    ),
+    Case(
+        "seq_C1_car_in_C_without_pwm_never_gets_power",
+        [(0, cp(B)), (0.5, cp(C)), (5, TimePassed())],
+        [],
+        Phase.WAITING_FOR_AUTH,
+    ),
+    Case(
+        "seq_7_car_pauses_C_to_B_opens_contactor_transaction_continues",
+        [*plugged_and_charging(), (10, cp(B))],
+        [*CHARGING_COMMANDS, OpenContactor()],
+        Phase.SUSPENDED_EV,
+    ),
+    Case(
+        "seq_8_unplug_while_charging_opens_first_then_stops_transaction",
+        [*plugged_and_charging(), (10, cp(A))],
+        [
+            *CHARGING_COMMANDS,
+            OpenContactor(),
+            StopTransaction(StopReason.EV_DISCONNECTED),
+            StopPwm(),
+        ],
+        Phase.IDLE,
+    ),
+    Case(
+        "seq_10_2_remote_stop_stops_pwm_and_waits_for_ev_to_leave_C",
+        [*plugged_and_charging(), (10, StopRequested(StopReason.REMOTE)), (11, TimePassed())],
+        [*CHARGING_COMMANDS, StopPwm()],
+        Phase.STOPPING,
+        contactor_closed=True,
+    ),
+    Case(
+        "seq_10_2_ev_goes_to_B_after_stop_then_contactor_opens_and_tx_ends",
+        [*plugged_and_charging(), (10, StopRequested(StopReason.REMOTE)), (11, cp(B))],
+        [*CHARGING_COMMANDS, StopPwm(), OpenContactor(), StopTransaction(StopReason.REMOTE)],
+        Phase.FINISHED,
+    ),
+    Case(
+        "seq_10_2_ev_stays_in_C_contactor_opens_under_load_after_6s",
+        [*plugged_and_charging(), (10, StopRequested(StopReason.REMOTE)), (16, TimePassed())],
+        [*CHARGING_COMMANDS, StopPwm(), OpenContactor(), StopTransaction(StopReason.REMOTE)],
+        Phase.FINISHED,
+    ),
+    Case(
+        "local_stop_with_same_tag",
+        [*plugged_and_charging(), (10, TagPresented(TAG)), (10.5, cp(B))],
+        [*CHARGING_COMMANDS, StopPwm(), OpenContactor(), StopTransaction(StopReason.LOCAL)],
+        Phase.FINISHED,
+    ),
+    Case(
+        "fault_while_charging_opens_contactor_and_shows_state_F",
+        [*plugged_and_charging(), (10, FaultRaised(Fault.RCD_TRIPPED))],
+        [*CHARGING_COMMANDS, OpenContactor(), ShowStateF()],
+        Phase.SUSPENDED_EV,
+    ),
+    Case(
+        "fault_cleared_resumes_pwm_and_closes_after_debounce",
+        [
+            *plugged_and_charging(),
+            (10, FaultRaised(Fault.OVER_TEMPERATURE)),
+            (20, FaultCleared(Fault.OVER_TEMPERATURE)),
+            (20.1, TimePassed()),
+        ],
+        [*CHARGING_COMMANDS, OpenContactor(), ShowStateF(), SetPwm(16.0), CloseContactor()],
+        Phase.CHARGING,
+        contactor_closed=True,
+    ),
+    Case(
+        "mcu_link_lost_blocks_closing",
+        [(0, FaultRaised(Fault.MCU_LINK_LOST)), *plugged_and_charging(1)],
+        [ShowStateF(), Authorize(TAG), StartTransaction(TAG)],
+        Phase.SUSPENDED_EV,
+    ),
+    Case(
+        "meter_failure_does_not_block_when_meter_not_required",
+        [(0, FaultRaised(Fault.METER_FAILURE)), *plugged_and_charging(1)],
+        CHARGING_COMMANDS,
+        Phase.CHARGING,
+        contactor_closed=True,
+        settings=Settings(require_meter=False),
+    ),
+    Case(
+        "state_D_without_ventilation_never_closes",
+        [*plugged_and_charging()[:3], (2, cp(D)), (5, TimePassed())],
+        CHARGING_COMMANDS[:3],
+        Phase.SUSPENDED_EV,
+    ),
+    Case(
+        "state_D_with_ventilation_closes",
+        [*plugged_and_charging()[:3], (2, cp(D)), (5, TimePassed())],
+        CHARGING_COMMANDS,
+        Phase.CHARGING,
+        contactor_closed=True,
+        settings=Settings(ventilation_available=True),
+    ),
+    Case(
+        "state_E_while_charging_opens_contactor",
+        [*plugged_and_charging(), (10, cp(E))],
+        [*CHARGING_COMMANDS, OpenContactor(), StopPwm()],
+        Phase.SUSPENDED_EV,
+    ),
+    Case(
+        "rejected_tag_starts_nothing",
+        [(0, cp(B)), (1, TagPresented(TAG)), (2, AuthRejected(TAG)), (3, cp(C))],
+        [Authorize(TAG)],
+        Phase.WAITING_FOR_AUTH,
+    ),
+    Case(
+        "identification_first_then_plug_starts_transaction",
+        [(0, TagPresented(TAG)), (1, AuthAccepted(TAG)), (5, cp(B))],
+        [Authorize(TAG), StartTransaction(TAG), SetPwm(16.0)],
+        Phase.SUSPENDED_EV,
+    ),
+    Case(
+        "identification_first_lapses_after_connection_timeout",
+        [(0, TagPresented(TAG)), (1, AuthAccepted(TAG)), (62, TimePassed()), (63, cp(B))],
+        [Authorize(TAG)],
+        Phase.WAITING_FOR_AUTH,
+    ),
+    Case(
+        "remote_start_on_plugged_connector",
+        [(0, cp(B)), (1, RemoteStartRequested("REMOTE1"))],
+        [StartTransaction("REMOTE1"), SetPwm(16.0)],
+        Phase.SUSPENDED_EV,
+    ),
+    Case(
+        "free_mode_starts_on_plug",
+        [(0, cp(B)), (1, cp(C)), (2, TimePassed())],
+        [StartTransaction("FREE"), SetPwm(20.0), CloseContactor()],
+        Phase.CHARGING,
+        contactor_closed=True,
+        settings=Settings(free_mode=True, free_mode_id_tag="FREE", max_current_a=20.0),
+    ),
+    Case(
+        "unplug_with_stop_on_ev_disconnect_off_keeps_transaction",
+        [*plugged_and_charging(), (10, cp(A))],
+        [*CHARGING_COMMANDS, OpenContactor(), StopPwm()],
+        Phase.SUSPENDED_EV,
+        settings=Settings(stop_on_ev_disconnect=False),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_sequence(case: Case) -> None:
+    state = ConnectorState(settings=case.settings)
+    emitted: list[Command] = []
+    for now, event in case.events:
+        state, commands = step(state, event, now)
+        emitted += commands
+    assert emitted == case.commands
+    assert state.phase is case.phase
+    assert state.contactor_closed is case.contactor_closed
+
+
+def test_contactor_never_closed_without_pwm_authorization_and_no_fault() -> None:
+    """Walk many random event sequences; the closing rule must hold after every step."""
+    import random
+
+    events: list[Event] = [
+        cp(A),
+        cp(B),
+        cp(C),
+        cp(D),
+        cp(E),
+        TagPresented(TAG),
+        AuthAccepted(TAG),
+        AuthRejected(TAG),
+        RemoteStartRequested(TAG),
+        StopRequested(StopReason.REMOTE),
+        FaultRaised(Fault.RCD_TRIPPED),
+        FaultCleared(Fault.RCD_TRIPPED),
+        FaultRaised(Fault.MCU_LINK_LOST),
+        FaultCleared(Fault.MCU_LINK_LOST),
+        TimePassed(),
+    ]
+    rng = random.Random(61851)
+    for _ in range(300):
+        state, now = ConnectorState(), 0.0
+        for _ in range(40):
+            now += rng.choice([0.05, 0.3, 1.0, 7.0])
+            state, _commands = step(state, rng.choice(events), now)
+            if state.contactor_closed:
+                assert state.tx_active
+                assert state.cp is C
+                assert not state.blocking_faults
+                assert state.stop_reason is not None or state.pwm_a > 0
