@@ -1,0 +1,214 @@
+"""Codec and receiver rules of the host <-> MCU link (docs/mcu-protocol.md §2-§4)."""
+
+from __future__ import annotations
+
+import logging
+import struct
+import zlib
+
+import pytest
+from cobs import cobs
+
+from hal.mcu_protocol import (
+    MAX_ENCODED,
+    ControlMessage,
+    DropKind,
+    DropReporter,
+    FrameDecoder,
+    LinkStats,
+    MsgType,
+    StatusMessage,
+    control_payload,
+    decode_frame,
+    encode_control,
+    encode_frame,
+    encode_status,
+    seq_is_newer,
+    status_payload,
+)
+from hal.types import DUTY_OFF, DUTY_STATE_F, CpState, McuFault, PilotControl, PilotStatus
+
+STATUS_C = PilotStatus(
+    cp_state=CpState.C,
+    duty=2667,
+    cp_high_mv=6012,
+    cp_low_mv=-11987,
+    pp_max_current_a=32,
+    relay_closed=True,
+    faults=McuFault.NONE,
+    firmware_version="cp-mcu 2.4.1",
+    reset_reason=2,
+)
+
+
+def _bad_crc_frame(seq: int) -> bytes:
+    body = bytes([MsgType.STATUS, seq]) + status_payload(STATUS_C)
+    crc = zlib.crc32(body) ^ 0x1
+    return b"\x00" + bytes(cobs.encode(body + struct.pack("<I", crc))) + b"\x00"
+
+
+@pytest.mark.parametrize(
+    "control",
+    [
+        PilotControl(),
+        PilotControl(duty=DUTY_STATE_F),
+        PilotControl(duty=1667, allow_power=True),
+        PilotControl(duty=5000, allow_power=True, lock=True, ack_faults=True),
+        PilotControl(duty=DUTY_OFF, lock=True),
+    ],
+)
+def test_control_round_trip(control: PilotControl) -> None:
+    decoder = FrameDecoder(MsgType.CONTROL)
+    assert decoder.feed(encode_control(control, 7)) == [ControlMessage(7, control)]
+
+
+@pytest.mark.parametrize(
+    ("status", "diode_ok"),
+    [
+        (PilotStatus(CpState.A), True),
+        (STATUS_C, True),
+        (STATUS_C, False),
+        (
+            PilotStatus(
+                CpState.F,
+                duty=0,
+                cp_high_mv=-12000,
+                cp_low_mv=-12000,
+                rcd_tripped=True,
+                faults=McuFault.HOST_TIMEOUT | McuFault.RCD | McuFault.INTERNAL,
+                firmware_version="x" * 32,
+                reset_reason=255,
+            ),
+            True,
+        ),
+    ],
+)
+def test_status_round_trip(status: PilotStatus, diode_ok: bool) -> None:
+    decoder = FrameDecoder(MsgType.STATUS)
+    frame = encode_status(status, 200, diode_ok=diode_ok)
+    assert decoder.feed(frame) == [StatusMessage(200, status, diode_ok)]
+
+
+def test_frame_layout_is_cobs_of_type_seq_payload_crc_le() -> None:
+    frame = encode_control(PilotControl(duty=1000, allow_power=True, lock=True), 0x42)
+    assert frame[0] == 0 and frame[-1] == 0 and 0 not in frame[1:-1]
+    raw = cobs.decode(frame[1:-1])
+    assert raw[:5] == bytes([0x01, 0x42, 0xE8, 0x03, 0x03])
+    assert raw[5:] == struct.pack("<I", zlib.crc32(raw[:5]))
+    assert decode_frame(frame[1:-1]).payload == control_payload(
+        PilotControl(duty=1000, allow_power=True, lock=True)
+    )
+
+
+def test_status_layout_offsets() -> None:
+    payload = status_payload(STATUS_C)
+    assert payload[0:1] == b"C"
+    assert struct.unpack_from("<Hhh", payload, 1) == (2667, 6012, -11987)
+    assert list(payload[7:12]) == [32, 0b110, 0, 2, 12]
+    assert payload[12:] == b"cp-mcu 2.4.1"
+
+
+@pytest.mark.parametrize(
+    ("seq", "last", "newer"),
+    [(1, 0, True), (0, 255, True), (127, 0, True), (128, 0, False), (0, 0, False), (5, 6, False)],
+)
+def test_sequence_window(seq: int, last: int, newer: bool) -> None:
+    assert seq_is_newer(seq, last) is newer
+
+
+def test_encoder_rejects_values_that_do_not_fit() -> None:
+    with pytest.raises(ValueError, match="duty"):
+        encode_control(PilotControl(duty=10001), 0)
+    with pytest.raises(ValueError, match="firmware"):
+        encode_status(PilotStatus(CpState.A, firmware_version="v" * 33), 0)
+    with pytest.raises(ValueError, match="fit"):
+        encode_status(PilotStatus(CpState.A, cp_high_mv=40000), 0)
+
+
+def test_decoder_handles_split_and_joined_chunks() -> None:
+    frames = [encode_status(STATUS_C, seq) for seq in range(250, 256)]
+    frames += [encode_status(STATUS_C, seq) for seq in range(3)]  # wraps 255 -> 0
+    stream = b"".join(frames)
+    decoder = FrameDecoder(MsgType.STATUS)
+    messages = [m for i in range(len(stream)) for m in decoder.feed(stream[i : i + 1])]
+    assert [m.seq for m in messages] == [250, 251, 252, 253, 254, 255, 0, 1, 2]
+    assert decoder.stats == LinkStats(frames_ok=9)
+    joined = FrameDecoder(MsgType.STATUS)
+    assert len(joined.feed(stream)) == 9
+
+
+def test_decoder_discards_a_partial_frame_at_start_and_garbage_between_frames() -> None:
+    first, second = encode_status(STATUS_C, 1), encode_status(STATUS_C, 2)
+    decoder = FrameDecoder(MsgType.STATUS)
+    messages = decoder.feed(first[5:] + second + b"\x13\x37noise\xff" + encode_status(STATUS_C, 3))
+    assert [m.seq for m in messages] == [2, 3]
+    assert decoder.stats.frames_ok == 2
+    assert decoder.stats.dropped == 1  # the noise between two delimiters
+
+
+@pytest.mark.parametrize(
+    ("wire", "kind"),
+    [
+        (_bad_crc_frame(9), DropKind.BAD_CRC),
+        (b"\x00" + cobs.encode(b"\x81\x09\x01\x02") + b"\x00", DropKind.SHORT),
+        (b"\x00\x05\x81\x09\x00", DropKind.BAD_COBS),  # code byte points past the end
+        (encode_frame(0x7E, 9, status_payload(STATUS_C)), DropKind.UNKNOWN_TYPE),
+        (encode_control(PilotControl(), 9), DropKind.UNKNOWN_TYPE),  # wrong direction
+        (encode_frame(MsgType.STATUS, 9, status_payload(STATUS_C)[:-1]), DropKind.BAD_LENGTH),
+        (
+            encode_frame(MsgType.STATUS, 9, b"Z" + status_payload(STATUS_C)[1:]),
+            DropKind.BAD_VALUE,
+        ),
+        (
+            encode_frame(MsgType.STATUS, 9, b"C\x11\x27" + status_payload(STATUS_C)[3:]),
+            DropKind.BAD_VALUE,
+        ),
+        (encode_status(STATUS_C, 8), DropKind.OUT_OF_ORDER),  # duplicate
+        (encode_status(STATUS_C, 200), DropKind.OUT_OF_ORDER),  # 136 behind
+    ],
+)
+def test_invalid_frames_are_dropped_counted_and_do_not_advance_seq(
+    wire: bytes, kind: DropKind
+) -> None:
+    drops: list[DropKind] = []
+    decoder = FrameDecoder(MsgType.STATUS, drops.append)
+    assert len(decoder.feed(encode_status(PilotStatus(CpState.B), 8))) == 1
+    assert decoder.feed(wire) == []
+    assert drops == [kind]
+    assert getattr(decoder.stats, kind.value) == 1 and decoder.stats.dropped == 1
+    assert [m.seq for m in decoder.feed(encode_status(PilotStatus(CpState.B), 9))] == [9]
+
+
+def test_resync_accepts_any_sequence_number_after_a_link_timeout() -> None:
+    decoder = FrameDecoder(MsgType.STATUS)
+    decoder.feed(encode_status(STATUS_C, 100))
+    assert decoder.feed(encode_status(STATUS_C, 0)) == []
+    decoder.resync()
+    assert [m.seq for m in decoder.feed(encode_status(STATUS_C, 0))] == [0]
+
+
+def test_endless_garbage_is_bounded_and_counted_once() -> None:
+    decoder = FrameDecoder(MsgType.STATUS)
+    decoder.feed(b"\x00")
+    decoder.feed(b"\x55" * (MAX_ENCODED * 4))
+    assert decoder.stats.bad_cobs == 1
+    assert [m.seq for m in decoder.feed(encode_status(STATUS_C, 1))] == [1]
+
+
+def test_drop_reporter_logs_at_most_once_per_second_per_kind_with_counts(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [0.0]
+    report = DropReporter(logging.getLogger("test.link"), "MCU", clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, logger="test.link"):
+        for _ in range(5):
+            report(DropKind.BAD_CRC)
+            now[0] += 0.1
+        report(DropKind.SHORT)
+        now[0] = 1.05
+        report(DropKind.BAD_CRC)
+    assert [r.getMessage() for r in caplog.records] == [
+        "dropped 1 frame(s) from MCU: bad_crc",
+        "dropped 1 frame(s) from MCU: short",
+        "dropped 5 frame(s) from MCU: bad_crc",
+    ]
