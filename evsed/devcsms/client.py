@@ -1,0 +1,132 @@
+"""Blocking client of the development CSMS admin API (stdlib ``urllib`` only).
+
+Used by the developer CLI and handy in end-to-end tests that drive the CSMS as a process.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from evsed.devcsms.errors import DevCsmsError
+
+DEFAULT_HTTP = "http://127.0.0.1:9001"
+
+
+class AdminApiError(DevCsmsError):
+    """The admin API answered with an HTTP error (``status``, ``detail``)."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(f"HTTP {status}: {detail}")
+        self.status = status
+        self.detail = detail
+
+
+class AdminClient:
+    """Calls to ``/api/...`` of one development CSMS."""
+
+    def __init__(self, base_url: str = DEFAULT_HTTP, *, timeout: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+
+    def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            self.base_url + path,
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"} if data is not None else {},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            raw = exc.read()
+            try:
+                detail = json.loads(raw).get("detail", raw.decode(errors="replace"))
+            except (ValueError, AttributeError):
+                detail = raw.decode(errors="replace")
+            raise AdminApiError(exc.code, str(detail)) from exc
+
+    def messages(
+        self, *, cp: str | None = None, action: str | None = None, since: int = 0
+    ) -> list[dict[str, Any]]:
+        """Journal entries (``GET /api/messages``)."""
+        query = {"cp": cp, "action": action, "since": since}
+        encoded = urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
+        result: list[dict[str, Any]] = self._request("GET", f"/api/messages?{encoded}")
+        return result
+
+    def wait_for_message(
+        self,
+        action: str,
+        *,
+        cp: str | None = None,
+        direction: str | None = None,
+        since: int = 0,
+        timeout: float = 10.0,
+        poll: float = 0.1,
+    ) -> dict[str, Any]:
+        """First journal entry from index ``since`` on with this action; TimeoutError if none.
+
+        Blocking: from async code run it with ``asyncio.to_thread``.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            for entry in self.messages(cp=cp, action=action, since=since):
+                if direction is None or entry["dir"] == direction:
+                    return entry
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"no {action} in the journal within {timeout:g} s")
+            time.sleep(poll)
+
+    def chargers(self) -> list[dict[str, Any]]:
+        """Charge points seen (``GET /api/chargers``)."""
+        result: list[dict[str, Any]] = self._request("GET", "/api/chargers")
+        return result
+
+    def transactions(self) -> list[dict[str, Any]]:
+        """Transactions (``GET /api/transactions``)."""
+        result: list[dict[str, Any]] = self._request("GET", "/api/transactions")
+        return result
+
+    def call(
+        self,
+        cp: str,
+        action: str,
+        payload: dict[str, Any],
+        *,
+        timeout: float | None = None,
+        validate: bool = True,
+    ) -> dict[str, Any]:
+        """Send a CALL (``POST /api/call``): ``{"id", "result"}`` or ``{"id", "error"}``."""
+        body: dict[str, Any] = {"cp": cp, "action": action, "payload": payload}
+        if timeout is not None:
+            body["timeout"] = timeout
+        if not validate:
+            body["validate"] = False
+        result: dict[str, Any] = self._request("POST", "/api/call", body)
+        return result
+
+    def remote_start(self, cp: str, id_tag: str, connector_id: int | None = None) -> dict[str, Any]:
+        """RemoteStartTransaction (``POST /api/remote-start``)."""
+        body: dict[str, Any] = {"cp": cp, "id_tag": id_tag}
+        if connector_id is not None:
+            body["connector_id"] = connector_id
+        result: dict[str, Any] = self._request("POST", "/api/remote-start", body)
+        return result
+
+    def remote_stop(self, cp: str, transaction_id: int) -> dict[str, Any]:
+        """RemoteStopTransaction (``POST /api/remote-stop``)."""
+        body = {"cp": cp, "transaction_id": transaction_id}
+        result: dict[str, Any] = self._request("POST", "/api/remote-stop", body)
+        return result
+
+    def set_boot_status(self, status: str) -> dict[str, Any]:
+        """Change later BootNotification answers (``POST /api/boot-status``)."""
+        result: dict[str, Any] = self._request("POST", "/api/boot-status", {"status": status})
+        return result

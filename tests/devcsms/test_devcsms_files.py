@@ -1,0 +1,110 @@
+"""``/files/``: downloads with byte ranges (firmware resume) and no escape from the directory."""
+
+from __future__ import annotations
+
+import http.client
+import os
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from evsed.devcsms import DevCsms
+from evsed.devcsms.files import RangeNotSatisfiable, parse_range
+
+SIZE = 10_000
+
+
+@pytest.fixture
+def firmware(tmp_path: Path) -> bytes:
+    """A 10 kB file ``fw.bin`` in the served directory, and a secret one level up."""
+    data = os.urandom(SIZE)
+    (tmp_path / "files" / "fw.bin").write_bytes(data)
+    (tmp_path / "secret.txt").write_text("do not serve")
+    return data
+
+
+def _request(
+    csms: DevCsms, path: str, headers: dict[str, str] | None = None, method: str = "GET"
+) -> tuple[int, http.client.HTTPMessage, bytes]:
+    # The file route never needs the websocket loop, so a blocking client is fine here.
+    url = urlsplit(csms.http_url)
+    connection = http.client.HTTPConnection(url.hostname or "", url.port, timeout=5)
+    try:
+        connection.request(method, path, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, response.headers, response.read()
+    finally:
+        connection.close()
+
+
+async def test_whole_file_with_length(csms: DevCsms, firmware: bytes) -> None:
+    status, headers, body = _request(csms, "/files/fw.bin")
+    assert status == 200
+    assert headers["Content-Length"] == str(SIZE)
+    assert headers["Accept-Ranges"] == "bytes"
+    assert body == firmware
+
+
+@pytest.mark.parametrize(
+    ("header", "first", "last"),
+    [
+        ("bytes=4000-", 4000, SIZE - 1),
+        ("bytes=10-19", 10, 19),
+        ("bytes=-100", SIZE - 100, SIZE - 1),
+    ],
+)
+async def test_range_resumes_with_206(
+    csms: DevCsms, firmware: bytes, header: str, first: int, last: int
+) -> None:
+    status, headers, body = _request(csms, "/files/fw.bin", {"Range": header})
+    assert status == 206
+    assert headers["Content-Range"] == f"bytes {first}-{last}/{SIZE}"
+    assert headers["Content-Length"] == str(last - first + 1)
+    assert body == firmware[first : last + 1]
+
+
+async def test_range_beyond_end_is_416(csms: DevCsms, firmware: bytes) -> None:
+    status, headers, body = _request(csms, "/files/fw.bin", {"Range": f"bytes={SIZE}-"})
+    assert status == 416
+    assert headers["Content-Range"] == f"bytes */{SIZE}"
+    assert body == b""
+
+
+async def test_head_sends_headers_only(csms: DevCsms, firmware: bytes) -> None:
+    status, headers, body = _request(csms, "/files/fw.bin", method="HEAD")
+    assert (status, headers["Content-Length"], body) == (200, str(SIZE), b"")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/files/../secret.txt",
+        "/files/..%2Fsecret.txt",
+        "/files/%2e%2e/secret.txt",
+        "/files/sub/../../secret.txt",
+        "/files//etc/passwd",
+        "/files/missing.bin",
+        "/files/",
+    ],
+)
+async def test_traversal_and_missing_files_are_404(
+    csms: DevCsms, firmware: bytes, path: str
+) -> None:
+    status, _, body = _request(csms, path)
+    assert status == 404
+    assert b"do not serve" not in body
+
+
+def test_parse_range_edge_cases() -> None:
+    assert parse_range(None, 10) is None
+    assert parse_range("bytes=0-0", 10) == (0, 0)
+    assert parse_range("bytes=5-100", 10) == (5, 9)
+    assert parse_range("bytes=-20", 10) == (0, 9)
+    assert parse_range("bytes=0-1,5-6", 10) is None  # several ranges: whole file
+    assert parse_range("items=0-1", 10) is None
+    assert parse_range("bytes=7-3", 10) is None
+    assert parse_range("bytes=x-", 10) is None
+    for header in ("bytes=10-", "bytes=-0"):
+        with pytest.raises(RangeNotSatisfiable):
+            parse_range(header, 10)
