@@ -18,6 +18,7 @@ PIN_FACTORIES = {
     "lgpio": ("gpiozero.pins.lgpio", "LGPIOFactory"),  # Pi 5, and Pi 4/CM4 on current kernels
     "rpigpio": ("gpiozero.pins.rpigpio", "RPiGPIOFactory"),
     "native": ("gpiozero.pins.native", "NativeFactory"),
+    "mock": ("gpiozero.pins.mock", "MockFactory"),  # no GPIO: a dev machine with other parts real
 }
 
 

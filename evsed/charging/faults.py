@@ -17,4 +17,3 @@ class Fault(enum.StrEnum):
     CONTACTOR_STUCK_OPEN = "contactor-stuck-open"
     CP_DIODE = "cp-diode"  # PWM running without the -12 V low level
     CP_STATE_E = "cp-state-e"  # CP shorted to PE
-    CP_STATE_F = "cp-state-f"  # the MCU reports EVSE not available

@@ -1,0 +1,323 @@
+"""Runs one connector: feeds HAL observations into the pure state machine and carries out
+its commands against the HAL. The only place where charging decisions touch hardware.
+
+HAL commands run synchronously inside ``feed`` (the safety path: a C->B status frame opens the
+contactor before ``feed`` returns). Transaction and authorization work goes to an ordered
+worker so a start is always recorded before the matching stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from evsed.charging.commands import (
+    Authorize,
+    CloseContactor,
+    Command,
+    OpenContactor,
+    SetPwm,
+    ShowStateF,
+    StartTransaction,
+    StopPwm,
+    StopTransaction,
+)
+from evsed.charging.events import (
+    AuthAccepted,
+    AuthRejected,
+    CpStateChanged,
+    Event,
+    FaultCleared,
+    FaultRaised,
+    StopReason,
+    TimePassed,
+)
+from evsed.charging.faults import Fault
+from evsed.charging.session import ConnectorState, Settings, step
+from hal.errors import MeterError
+from hal.iec61851 import current_to_duty
+from hal.interfaces import Contactor, Meter, Pilot
+from hal.types import (
+    DUTY_OFF,
+    DUTY_STATE_F,
+    CpState,
+    McuFault,
+    MeterReading,
+    PilotControl,
+    PilotStatus,
+)
+
+log = logging.getLogger(__name__)
+
+TICK_S = 0.1
+FEEDBACK_CHECK_S = 0.1  # weld / failed-to-close check after switching the coil
+METER_FAILURES_FOR_FAULT = 3
+
+
+class TransactionSink(Protocol):
+    """Where transactions are recorded and reported (the OCPP layer, through the store)."""
+
+    async def start(self, connector_id: int, id_tag: str, meter_wh: int) -> None: ...
+
+    async def stop(self, connector_id: int, reason: StopReason, meter_wh: int) -> None: ...
+
+    async def sample(self, connector_id: int, reading: MeterReading) -> None: ...
+
+
+Authorizer = Callable[[str], Awaitable[bool]]
+
+
+class ConnectorRunner:
+    """One connector's HAL, state machine and timers."""
+
+    def __init__(
+        self,
+        connector_id: int,
+        settings: Settings,
+        *,
+        pilot: Pilot,
+        contactor: Contactor,
+        meter: Meter,
+        sink: TransactionSink,
+        authorize: Authorizer,
+        clock: Callable[[], float],
+        meter_poll_s: float = 1.0,
+        meter_values_interval_s: float = 60.0,
+    ) -> None:
+        self.connector_id = connector_id
+        self.state = ConnectorState(settings=settings)
+        self.pilot_status: PilotStatus | None = None
+        self.meter_reading: MeterReading | None = None
+        self._pilot, self._contactor, self._meter = pilot, contactor, meter
+        self._sink, self._authorize, self._clock = sink, authorize, clock
+        self._meter_poll_s = meter_poll_s
+        self._sample_interval_s = meter_values_interval_s
+        self._control = PilotControl()
+        self._work: asyncio.Queue[Callable[[], Awaitable[None]]] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._listeners: list[Callable[[ConnectorRunner], None]] = []
+        self._meter_failures = 0
+        self._first_reading = asyncio.Event()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._contactor.start(self._on_feedback)
+        await self._meter.start()
+        await self._pilot.start(self._on_pilot_status, self._on_link)
+        self._pilot.set_control(self._control)
+        for coro in (self._worker(), self._ticker(), self._meter_loop(), self._sampler()):
+            self._tasks.append(asyncio.create_task(coro))
+
+    async def first_reading(self, timeout: float) -> MeterReading | None:
+        try:
+            await asyncio.wait_for(self._first_reading.wait(), timeout)
+        except TimeoutError:
+            return None
+        return self.meter_reading
+
+    async def shutdown(self) -> None:
+        """Open the contactor first, stop PWM, then stop the timers and drivers."""
+        self._contactor.open()
+        self._control = PilotControl(duty=DUTY_OFF, allow_power=False)
+        self._pilot.set_control(self._control)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._pilot.stop()
+        await self._meter.stop()
+        self._contactor.stop()
+
+    def on_change(self, listener: Callable[[ConnectorRunner], None]) -> None:
+        self._listeners.append(listener)
+
+    # -- events in ----------------------------------------------------------------------------
+
+    def feed(self, event: Event) -> None:
+        before = self.state
+        self.state, commands = step(self.state, event, self._clock())
+        for command in commands:
+            self._execute(command)
+        if commands or _visible(before) != _visible(self.state):
+            if commands:
+                log.info(
+                    "connector %d: %s -> %s",
+                    self.connector_id,
+                    type(event).__name__,
+                    ", ".join(type(c).__name__ for c in commands),
+                    extra={"connector": self.connector_id},
+                )
+            for listener in self._listeners:
+                listener(self)
+
+    def _on_pilot_status(self, status: PilotStatus) -> None:
+        previous, self.pilot_status = self.pilot_status, status
+        if previous is None or previous.cp_state != status.cp_state:
+            self.feed(CpStateChanged(status.cp_state))
+        was = _mcu_faults(previous.faults if previous else McuFault.NONE)
+        now = _mcu_faults(status.faults)
+        for fault in sorted(now - was):
+            self.feed(FaultRaised(fault))
+        for fault in sorted(was - now):
+            self.feed(FaultCleared(fault))
+        # E (CP shorted to PE) is a fault of its own. F is only ever the MCU's doing (failsafe,
+        # or its minimum hold after a fault) and comes with, or right after, a fault flag.
+        self._set_fault(Fault.CP_STATE_E, status.cp_state is CpState.E)
+        # Acknowledge latched MCU faults once seen; the MCU clears only those whose cause is
+        # gone and holds state F for its minimum time. An RCD trip is acknowledged only after
+        # the car is unplugged (DESIGN.md: GroundFailure clears on unplug).
+        ackable = status.faults & ~McuFault.RCD
+        if status.cp_state is CpState.A:
+            ackable = status.faults
+        want_ack = bool(ackable) and self._pilot.link_ok
+        if want_ack != self._control.ack_faults:
+            self._send_control(ack_faults=want_ack)
+
+    def _on_link(self, ok: bool) -> None:
+        log.warning("connector %d: MCU link %s", self.connector_id, "up" if ok else "LOST")
+        self._set_fault(Fault.MCU_LINK_LOST, not ok)
+
+    def _on_feedback(self, closed: bool) -> None:
+        log.debug("connector %d: contactor feedback %s", self.connector_id, closed)
+
+    def _set_fault(self, fault: Fault, active: bool) -> None:
+        if active and fault not in self.state.faults:
+            self.feed(FaultRaised(fault))
+        elif not active and fault in self.state.faults:
+            self.feed(FaultCleared(fault))
+
+    def clear_latched_faults(self) -> list[str]:
+        """Local clear of latched faults (contactor supervision), as after a Reset."""
+        cleared = []
+        for fault in (Fault.CONTACTOR_WELDED, Fault.CONTACTOR_STUCK_OPEN):
+            if fault in self.state.faults:
+                self.feed(FaultCleared(fault))
+                cleared.append(str(fault))
+        return cleared
+
+    # -- commands out -------------------------------------------------------------------------
+
+    def _execute(self, command: Command) -> None:
+        match command:
+            case OpenContactor():
+                self._contactor.open()
+                self._send_control(allow_power=False)
+                self._check_feedback_later(expect_closed=False)
+            case CloseContactor():
+                self._send_control(allow_power=True)
+                self._contactor.close()
+                self._check_feedback_later(expect_closed=True)
+            case SetPwm(current_a=amps):
+                self._send_control(duty=current_to_duty(amps))
+            case StopPwm():
+                self._send_control(duty=DUTY_OFF)
+            case ShowStateF():
+                self._send_control(duty=DUTY_STATE_F)
+            case Authorize(id_tag=tag):
+                self._work.put_nowait(lambda: self._run_authorize(tag))
+            case StartTransaction(id_tag=tag):
+                meter_wh = self._meter_wh()
+                self._work.put_nowait(lambda: self._sink.start(self.connector_id, tag, meter_wh))
+            case StopTransaction(reason=reason):
+                meter_wh = self._meter_wh()
+                self._work.put_nowait(lambda: self._sink.stop(self.connector_id, reason, meter_wh))
+
+    def _send_control(self, **changes: object) -> None:
+        self._control = dataclasses.replace(self._control, **changes)  # type: ignore[arg-type]
+        self._pilot.set_control(self._control)
+
+    def _check_feedback_later(self, *, expect_closed: bool) -> None:
+        def check() -> None:
+            if self._contactor.commanded_closed != expect_closed:
+                return  # switched again since; that switch schedules its own check
+            if self._contactor.feedback_closed != expect_closed:
+                fault = Fault.CONTACTOR_STUCK_OPEN if expect_closed else Fault.CONTACTOR_WELDED
+                log.error(
+                    "connector %d: contactor feedback disagrees: %s", self.connector_id, fault
+                )
+                self._set_fault(fault, True)
+
+        asyncio.get_running_loop().call_later(FEEDBACK_CHECK_S, check)
+
+    async def _run_authorize(self, tag: str) -> None:
+        try:
+            accepted = await self._authorize(tag)
+        except Exception:
+            log.exception("connector %d: authorization of a tag failed", self.connector_id)
+            accepted = False
+        self.feed(AuthAccepted(tag) if accepted else AuthRejected(tag))
+
+    def _meter_wh(self) -> int:
+        reading = self.meter_reading
+        return int(reading.energy_import_wh) if reading else 0
+
+    # -- loops --------------------------------------------------------------------------------
+
+    async def _worker(self) -> None:
+        while True:
+            job = await self._work.get()
+            try:
+                await job()
+            except Exception:
+                log.exception("connector %d: transaction work failed", self.connector_id)
+            finally:
+                self._work.task_done()
+
+    async def settled(self) -> None:
+        """Wait until every queued transaction/authorization job has run."""
+        await self._work.join()
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_S)
+            self.feed(TimePassed())
+
+    async def _meter_loop(self) -> None:
+        while True:
+            try:
+                reading = await self._meter.read()
+            except MeterError as exc:
+                self._meter_failures += 1
+                if self._meter_failures == METER_FAILURES_FOR_FAULT:
+                    log.error("connector %d: meter failed: %s", self.connector_id, exc)
+                    self._set_fault(Fault.METER_FAILURE, True)
+            else:
+                self.meter_reading = reading
+                self._first_reading.set()
+                if self._meter_failures:
+                    self._meter_failures = 0
+                    self._set_fault(Fault.METER_FAILURE, False)
+            await asyncio.sleep(self._meter_poll_s)
+
+    async def _sampler(self) -> None:
+        if self._sample_interval_s <= 0:
+            return
+        while True:
+            await asyncio.sleep(self._sample_interval_s)
+            reading = self.meter_reading
+            if self.state.tx_active and reading is not None:
+                self._work.put_nowait(self._sample_job(reading))
+
+    def _sample_job(self, reading: MeterReading) -> Callable[[], Awaitable[None]]:
+        return lambda: self._sink.sample(self.connector_id, reading)
+
+
+_MCU_FAULTS: dict[McuFault, Fault] = {
+    McuFault.HOST_TIMEOUT: Fault.MCU_FAILSAFE,
+    McuFault.INTERNAL: Fault.MCU_FAILSAFE,
+    McuFault.RCD: Fault.RCD_TRIPPED,
+    McuFault.OVERTEMP: Fault.OVER_TEMPERATURE,
+    McuFault.DIODE: Fault.CP_DIODE,
+}
+
+
+def _mcu_faults(flags: McuFault) -> set[Fault]:
+    return {fault for flag, fault in _MCU_FAULTS.items() if flags & flag}
+
+
+def _visible(state: ConnectorState) -> tuple[object, ...]:
+    """The parts of the state that change what the outside sees (status, display)."""
+    return (state.phase, state.cp, state.faults, state.contactor_closed, state.pending_tag)

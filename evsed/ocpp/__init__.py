@@ -1,0 +1,1 @@
+"""OCPP-J client: transport, durable delivery, and one folder per protocol version."""

@@ -1,0 +1,293 @@
+"""The OCPP 1.6J client loop: boot gating, heartbeat, status, the outbox, authorization.
+
+Per connection: BootNotification until Accepted (nothing else is sent before, §4.2), then a
+StatusNotification for every connector, then heartbeats, status changes and the outbox run
+side by side. The ``ocpp`` library allows one outstanding CALL at a time, as OCPP-J requires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from ocpp.exceptions import OCPPError
+from ocpp.v16 import call
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
+
+from evsed.charging.events import RemoteStartRequested, StopReason, StopRequested
+from evsed.config import Config
+from evsed.connector import ConnectorRunner
+from evsed.ocpp.transport import CsmsLink
+from evsed.ocpp.v16.charge_point import V16ChargePoint
+from evsed.ocpp.v16.status import connector_status
+from evsed.ocpp.v16.transactions import V16Transactions
+from evsed.store.transactions import TransactionStore
+
+log = logging.getLogger(__name__)
+
+TRANSACTION_MESSAGE_ATTEMPTS = 3
+TRANSACTION_MESSAGE_RETRY_S = 10.0
+
+
+class OcppV16Service:
+    """Owns the OCPP 1.6 conversation with the CSMS for the whole charge point."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: TransactionStore,
+        connectors: dict[int, ConnectorRunner],
+        transactions: V16Transactions,
+        link: CsmsLink,
+        *,
+        firmware_version: str,
+        wall_clock: Callable[[], datetime],
+    ) -> None:
+        self._config = config
+        self._store = store
+        self._connectors = connectors
+        self._tx = transactions
+        self.link = link
+        self._firmware_version = firmware_version
+        self._now = wall_clock
+        self.registration = ""  # last BootNotification answer: Accepted / Pending / Rejected
+        self.heartbeat_interval = config.csms.heartbeat_interval_s
+        self._accepted_once = False
+        self._cp: V16ChargePoint | None = None
+        self._outbox_wake = asyncio.Event()
+        self._outbox_idle = asyncio.Event()
+        self._status_wake = asyncio.Event()
+        self._status_sent: dict[int, tuple[str, str]] = {}
+        self._csms_ids: dict[int, int] = {}  # local transaction id -> CSMS transactionId
+        for runner in connectors.values():
+            runner.on_change(lambda _r: self._status_wake.set())
+
+    # -- used by the charging side ------------------------------------------------------------
+
+    def wake_outbox(self) -> None:
+        self._outbox_idle.clear()
+        self._outbox_wake.set()
+
+    @property
+    def online(self) -> bool:
+        return self._cp is not None
+
+    async def authorize(self, id_tag: str) -> bool:
+        """Authorize.req (§4.1); False when offline or the CSMS does not accept the tag."""
+        cp = self._cp
+        if cp is None:
+            log.warning("cannot authorize a tag while offline: rejected")
+            return False
+        try:
+            result = await cp.call(call.Authorize(id_tag=id_tag), suppress=False)
+        except (OCPPError, TimeoutError, ConnectionClosed) as exc:
+            log.warning("Authorize failed: %s", exc)
+            return False
+        return bool(result.id_tag_info.get("status") == "Accepted")
+
+    def csms_transaction_id(self, connector_id: int) -> int | None:
+        local_id = self._tx.open.get(connector_id)
+        return None if local_id is None else self._csms_ids.get(local_id)
+
+    # -- used by the handlers -----------------------------------------------------------------
+
+    def _pick_connector(self, connector_id: int | None) -> ConnectorRunner | None:
+        if connector_id is None:
+            return next((r for r in self._connectors.values() if _idle(r)), None)
+        return self._connectors.get(connector_id)
+
+    def can_remote_start(self, connector_id: int | None) -> bool:
+        runner = self._pick_connector(connector_id)
+        return runner is not None and _idle(runner)
+
+    def remote_start(self, connector_id: int | None, id_tag: str) -> None:
+        runner = self._pick_connector(connector_id)
+        if runner is not None:
+            runner.feed(RemoteStartRequested(id_tag))
+
+    def connector_of_csms_tx(self, transaction_id: int) -> ConnectorRunner | None:
+        for connector_id, local_id in self._tx.open.items():
+            if self._csms_ids.get(local_id) == transaction_id:
+                return self._connectors.get(connector_id)
+        return None
+
+    def remote_stop(self, transaction_id: int) -> None:
+        runner = self.connector_of_csms_tx(transaction_id)
+        if runner is not None:
+            runner.feed(StopRequested(StopReason.REMOTE))
+
+    # -- the connection -----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        await self.link.run(self._session)
+
+    async def _session(self, ws: ClientConnection) -> None:
+        cp = V16ChargePoint(
+            self._config.charger.id, ws, self, response_timeout=self._config.csms.call_timeout_s
+        )
+        reader = asyncio.create_task(cp.start(), name="ocpp-reader")
+        workers: list[asyncio.Task[None]] = []
+        try:
+            booted = asyncio.create_task(self._boot(cp))
+            await asyncio.wait({reader, booted}, return_when=asyncio.FIRST_COMPLETED)
+            if not booted.done():
+                booted.cancel()
+                await reader  # raises ConnectionClosed: the session is over
+                return
+            booted.result()
+            self._cp = cp
+            self._status_sent.clear()
+            workers = [
+                asyncio.create_task(self._heartbeats(cp)),
+                asyncio.create_task(self._statuses(cp)),
+                asyncio.create_task(self._outbox(cp)),
+            ]
+            self._status_wake.set()
+            self._outbox_wake.set()
+            done, _ = await asyncio.wait({reader, *workers}, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
+        finally:
+            self._cp = None
+            for task in (reader, *workers):
+                task.cancel()
+            await asyncio.gather(reader, *workers, return_exceptions=True)
+
+    async def _boot(self, cp: V16ChargePoint) -> None:
+        """BootNotification until Accepted; once accepted, reconnects skip it (§4.2)."""
+        if self._accepted_once:
+            return
+        charger = self._config.charger
+        request = call.BootNotification(
+            charge_point_vendor=charger.vendor,
+            charge_point_model=charger.model,
+            charge_point_serial_number=charger.serial_number or None,
+            firmware_version=self._firmware_version,
+        )
+        while True:
+            try:
+                result = await cp.call(request, suppress=False)
+            except (OCPPError, TimeoutError) as exc:
+                log.warning("BootNotification failed: %s", exc)
+                await asyncio.sleep(self._config.csms.reconnect_min_s)
+                continue
+            self.registration = str(result.status)
+            interval = int(result.interval) or self._config.csms.heartbeat_interval_s
+            log.info("BootNotification: %s (interval %d s)", result.status, interval)
+            if result.status == "Accepted":
+                self.heartbeat_interval = interval
+                self._accepted_once = True
+                return
+            await asyncio.sleep(interval)
+
+    async def _heartbeats(self, cp: V16ChargePoint) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            try:
+                await cp.call(call.Heartbeat(), suppress=False)
+            except (OCPPError, TimeoutError) as exc:
+                log.warning("Heartbeat failed: %s", exc)
+
+    async def _statuses(self, cp: V16ChargePoint) -> None:
+        """StatusNotification for connector 0 once, then for every change of a connector."""
+        await self._send_status(cp, 0, "Available", "NoError")
+        while True:
+            self._status_wake.clear()
+            await self._transaction_messages_first()
+            for connector_id, runner in self._connectors.items():
+                status, error = connector_status(runner.state)
+                if self._status_sent.get(connector_id) != (status, error):
+                    await self._send_status(cp, connector_id, status, error)
+            await self._status_wake.wait()
+
+    async def _transaction_messages_first(self) -> None:
+        """Let a pending Start/StopTransaction go before the status change it caused, so the
+        CSMS sees e.g. StopTransaction before Available (OCA TC_005). Bounded: a status is never
+        held back for longer than one call timeout."""
+        runners = [r.settled() for r in self._connectors.values()]
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._config.csms.call_timeout_s):
+                await asyncio.gather(*runners)
+                await self._outbox_idle.wait()
+
+    async def _send_status(
+        self, cp: V16ChargePoint, connector_id: int, status: str, error: str
+    ) -> None:
+        request = call.StatusNotification(
+            connector_id=connector_id, error_code=error, status=status, timestamp=self._iso_now()
+        )
+        try:
+            await cp.call(request, suppress=False)
+        except (OCPPError, TimeoutError) as exc:
+            log.warning("StatusNotification failed: %s", exc)
+            return
+        self._status_sent[connector_id] = (status, error)
+
+    async def _outbox(self, cp: V16ChargePoint) -> None:
+        """Deliver transaction messages in order; each leaves the store only once answered."""
+        while True:
+            message = await asyncio.to_thread(self._store.next_message)
+            if message is None:
+                self._outbox_wake.clear()
+                message = await asyncio.to_thread(self._store.next_message)
+                if message is None:
+                    self._outbox_idle.set()
+                    await self._outbox_wake.wait()
+                    continue
+            self._outbox_idle.clear()
+            payload = dict(message.payload)
+            if message.local_tx_id is not None and message.action != "StartTransaction":
+                csms_id = await self._csms_id(message.local_tx_id)
+                payload["transaction_id"] = csms_id
+            try:
+                result = await cp.call(getattr(call, message.action)(**payload), suppress=False)
+            except (OCPPError, TimeoutError) as exc:
+                await asyncio.to_thread(self._store.attempted, message.seq)
+                attempts = message.attempts + 1
+                log.warning("%s attempt %d failed: %s", message.action, attempts, exc)
+                if isinstance(exc, OCPPError) and attempts >= TRANSACTION_MESSAGE_ATTEMPTS:
+                    log.error("%s dropped after %d attempts", message.action, attempts)
+                    await asyncio.to_thread(self._store.delivered, message.seq)
+                else:
+                    await asyncio.sleep(TRANSACTION_MESSAGE_RETRY_S * attempts)
+                continue
+            if message.action == "StartTransaction" and message.local_tx_id is not None:
+                await self._started(message.local_tx_id, result, payload)
+            await asyncio.to_thread(self._store.delivered, message.seq)
+
+    async def _started(self, local_id: int, result: Any, payload: dict[str, Any]) -> None:
+        csms_id = int(result.transaction_id)
+        await asyncio.to_thread(self._store.set_csms_id, local_id, csms_id)
+        self._csms_ids[local_id] = csms_id
+        status = result.id_tag_info.get("status")
+        if status != "Accepted":
+            # §5.17 / StopTransactionOnInvalidId: the CSMS refused the tag after the fact.
+            log.warning("StartTransaction: id tag %s; stopping the transaction", status)
+            runner = self._connectors.get(int(payload["connector_id"]))
+            if runner is not None and self._tx.open.get(runner.connector_id) == local_id:
+                runner.feed(StopRequested(StopReason.DE_AUTHORIZED))
+
+    async def _csms_id(self, local_id: int) -> int:
+        if local_id in self._csms_ids:
+            return self._csms_ids[local_id]
+        record = await asyncio.to_thread(self._store.get, local_id)
+        if record is None or record.csms_tx_id is None:
+            # The start was never confirmed (dropped): OCPP has no id for it; -1 marks that.
+            return -1
+        self._csms_ids[local_id] = record.csms_tx_id
+        return record.csms_tx_id
+
+    def _iso_now(self) -> str:
+        from evsed.ocpp.v16.transactions import iso
+
+        return iso(self._now())
+
+
+def _idle(runner: ConnectorRunner) -> bool:
+    state = runner.state
+    return not state.tx_active and state.auth_tag is None and not state.blocking_faults

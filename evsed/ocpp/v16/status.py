@@ -1,0 +1,41 @@
+"""Connector status for OCPP 1.6 (§4.9, §7.7), computed from the charging core's state."""
+
+from __future__ import annotations
+
+from evsed.charging.faults import Fault
+from evsed.charging.session import ConnectorState, Phase
+
+# Most severe first: the first active fault in this order names the errorCode.
+ERROR_CODES: dict[Fault, str] = {
+    Fault.RCD_TRIPPED: "GroundFailure",
+    Fault.CONTACTOR_WELDED: "PowerSwitchFailure",
+    Fault.CONTACTOR_STUCK_OPEN: "PowerSwitchFailure",
+    Fault.OVER_TEMPERATURE: "HighTemperature",
+    Fault.MCU_LINK_LOST: "InternalError",
+    Fault.MCU_FAILSAFE: "InternalError",
+    Fault.CP_DIODE: "EVCommunicationError",
+    Fault.CP_STATE_E: "EVCommunicationError",
+    Fault.METER_FAILURE: "PowerMeterFailure",
+}
+
+_BY_PHASE = {
+    Phase.IDLE: "Available",
+    Phase.WAITING_FOR_AUTH: "Preparing",
+    Phase.WAITING_FOR_PLUG: "Preparing",
+    Phase.SUSPENDED_EV: "SuspendedEV",
+    Phase.CHARGING: "Charging",
+    Phase.STOPPING: "Finishing",
+    Phase.FINISHED: "Finishing",
+}
+
+
+def connector_status(state: ConnectorState) -> tuple[str, str]:
+    """(status, errorCode) for StatusNotification.
+
+    A fault that blocks charging makes the connector Faulted; one that does not (a meter
+    failure with ``require_meter = false``) is reported as errorCode with the normal status.
+    """
+    error = next((code for fault, code in ERROR_CODES.items() if fault in state.faults), "NoError")
+    if state.blocking_faults:
+        return "Faulted", error
+    return _BY_PHASE[state.phase], error

@@ -1,0 +1,1 @@
+"""Durable state: SQLite on the data partition."""

@@ -1,0 +1,122 @@
+"""SQLite on the data partition: one file, WAL mode, numbered schema versions.
+
+Migrations only ever add tables or columns, so that after a RAUC rollback the older release
+still opens the database the newer one wrote. Every write is committed (and fsynced, with
+``synchronous=FULL``) before its caller is told it is done.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from evsed.errors import EvsedError
+
+log = logging.getLogger(__name__)
+
+DB_NAME = "evsed.sqlite3"
+
+MIGRATIONS: list[str] = [
+    # 1: transactions, the durable outbox, and a key-value table for small persisted settings
+    """
+    CREATE TABLE transactions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        connector_id INTEGER NOT NULL,
+        id_tag TEXT NOT NULL,
+        meter_start_wh INTEGER NOT NULL,
+        started_at TEXT NOT NULL,
+        csms_tx_id INTEGER,
+        last_meter_wh INTEGER NOT NULL,
+        meter_stop_wh INTEGER,
+        stopped_at TEXT,
+        stop_reason TEXT
+    );
+    CREATE TABLE outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        action TEXT NOT NULL,
+        local_tx_id INTEGER,
+        payload TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+]
+
+
+class StoreError(EvsedError):
+    """The state database cannot be opened or is damaged."""
+
+
+class Database:
+    """One SQLite connection shared by the store modules; calls are serialised by a lock.
+
+    Callers on the event loop run these methods through ``asyncio.to_thread``.
+    """
+
+    def __init__(self, state_dir: Path) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.path = state_dir / DB_NAME
+        self._lock = threading.Lock()
+        try:
+            self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            result = self._conn.execute("PRAGMA quick_check").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: cannot open state database: {exc}") from exc
+        if result is None or result[0] != "ok":
+            raise StoreError(f"{self.path}: integrity check failed: {result}")
+        self._migrate()
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        current = self.schema_version
+        if current > len(MIGRATIONS):
+            # A newer release wrote this file (we were rolled back). Its additions are ignored.
+            log.info("state database schema %d is newer than ours (%d)", current, len(MIGRATIONS))
+            return
+        for version in range(current + 1, len(MIGRATIONS) + 1):
+            with self._lock:
+                self._conn.executescript(
+                    f"BEGIN; {MIGRATIONS[version - 1]}; PRAGMA user_version = {version}; COMMIT;"
+                )
+            log.info("state database migrated to schema %d", version)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Cursor]:
+        """A write transaction, committed when the block ends without an exception."""
+        with self._lock:
+            cur = self._conn.cursor()
+            if not self._conn.in_transaction:
+                cur.execute("BEGIN IMMEDIATE")
+            try:
+                yield cur
+            except BaseException:
+                self._conn.rollback()
+                raise
+            else:
+                self._conn.commit()
+            finally:
+                cur.close()
+
+    def query(self, sql: str, params: tuple[object, ...] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            cur = self._conn.cursor()
+            cur.row_factory = sqlite3.Row
+            try:
+                return list(cur.execute(sql, params))
+            finally:
+                cur.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

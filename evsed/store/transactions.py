@@ -1,0 +1,152 @@
+"""Transactions and the durable outbox that carries their messages to the CSMS.
+
+A transaction's start, its meter samples and its stop are each written together with the
+message that reports them, in one SQLite transaction, before the charging logic moves on. The
+outbox is delivered strictly in order; a message is deleted only once the CSMS answered it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from evsed.store.db import Database
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    seq: int
+    action: str
+    local_tx_id: int | None
+    payload: dict[str, Any]
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionRecord:
+    id: int
+    connector_id: int
+    id_tag: str
+    meter_start_wh: int
+    started_at: str
+    csms_tx_id: int | None
+    last_meter_wh: int
+    meter_stop_wh: int | None
+    stopped_at: str | None
+    stop_reason: str | None
+
+
+class TransactionStore:
+    """Transactions plus the outbox. Methods block on SQLite: call them via asyncio.to_thread."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def start(
+        self,
+        connector_id: int,
+        id_tag: str,
+        meter_wh: int,
+        timestamp: str,
+        message: tuple[str, dict[str, Any]],
+    ) -> int:
+        """Record a started transaction and queue its start message; returns the local id."""
+        with self._db.transaction() as cur:
+            cur.execute(
+                "INSERT INTO transactions (connector_id, id_tag, meter_start_wh, started_at,"
+                " last_meter_wh) VALUES (?, ?, ?, ?, ?)",
+                (connector_id, id_tag, meter_wh, timestamp, meter_wh),
+            )
+            local_id = cur.lastrowid
+            assert local_id is not None
+            self._enqueue(cur, message, local_id, timestamp)
+        return local_id
+
+    def sample(
+        self, local_id: int, meter_wh: int, timestamp: str, message: tuple[str, dict[str, Any]]
+    ) -> None:
+        """Record the latest meter value of a running transaction and queue its report."""
+        with self._db.transaction() as cur:
+            cur.execute(
+                "UPDATE transactions SET last_meter_wh = ? WHERE id = ?", (meter_wh, local_id)
+            )
+            self._enqueue(cur, message, local_id, timestamp)
+
+    def stop(
+        self,
+        local_id: int,
+        meter_wh: int,
+        timestamp: str,
+        reason: str,
+        message: tuple[str, dict[str, Any]],
+    ) -> bool:
+        """Record the end of a transaction and queue its stop message.
+
+        Returns False (and queues nothing) if it was already stopped, so a stop can never be
+        reported twice.
+        """
+        with self._db.transaction() as cur:
+            cur.execute(
+                "UPDATE transactions SET meter_stop_wh = ?, last_meter_wh = ?, stopped_at = ?,"
+                " stop_reason = ? WHERE id = ? AND stopped_at IS NULL",
+                (meter_wh, meter_wh, timestamp, reason, local_id),
+            )
+            if cur.rowcount != 1:
+                return False
+            self._enqueue(cur, message, local_id, timestamp)
+        return True
+
+    def set_csms_id(self, local_id: int, csms_tx_id: int) -> None:
+        with self._db.transaction() as cur:
+            cur.execute(
+                "UPDATE transactions SET csms_tx_id = ? WHERE id = ?", (csms_tx_id, local_id)
+            )
+
+    def get(self, local_id: int) -> TransactionRecord | None:
+        rows = self._db.query("SELECT * FROM transactions WHERE id = ?", (local_id,))
+        return TransactionRecord(**dict(rows[0])) if rows else None
+
+    def open_transactions(self) -> list[TransactionRecord]:
+        rows = self._db.query("SELECT * FROM transactions WHERE stopped_at IS NULL ORDER BY id")
+        return [TransactionRecord(**dict(r)) for r in rows]
+
+    # -- outbox -------------------------------------------------------------------------------
+
+    def enqueue(self, action: str, payload: dict[str, Any], timestamp: str) -> None:
+        with self._db.transaction() as cur:
+            self._enqueue(cur, (action, payload), None, timestamp)
+
+    def next_message(self) -> OutboxMessage | None:
+        rows = self._db.query("SELECT * FROM outbox ORDER BY seq LIMIT 1")
+        if not rows:
+            return None
+        r = rows[0]
+        return OutboxMessage(
+            seq=r["seq"],
+            action=r["action"],
+            local_tx_id=r["local_tx_id"],
+            payload=json.loads(r["payload"]),
+            attempts=r["attempts"],
+        )
+
+    def delivered(self, seq: int) -> None:
+        with self._db.transaction() as cur:
+            cur.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+
+    def attempted(self, seq: int) -> None:
+        with self._db.transaction() as cur:
+            cur.execute("UPDATE outbox SET attempts = attempts + 1 WHERE seq = ?", (seq,))
+
+    def pending(self) -> int:
+        return int(self._db.query("SELECT COUNT(*) AS n FROM outbox")[0]["n"])
+
+    @staticmethod
+    def _enqueue(
+        cur: Any, message: tuple[str, dict[str, Any]], local_id: int | None, timestamp: str
+    ) -> None:
+        action, payload = message
+        cur.execute(
+            "INSERT INTO outbox (action, local_tx_id, payload, created_at) VALUES (?, ?, ?, ?)",
+            (action, local_id, json.dumps(payload, separators=(",", ":")), timestamp),
+        )
