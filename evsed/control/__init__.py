@@ -1,0 +1,1 @@
+"""Local control: the unix socket the daemon serves and the evsectl client."""

@@ -1,0 +1,111 @@
+"""evsectl: talk to a running evsed over its control socket.
+
+evsectl --config FILE status [--json]
+evsectl --config FILE sim plug|unplug [--connector N]
+evsectl --config FILE sim ev-state A|B|C|D|E|F
+evsectl --config FILE sim ev-current AMPS
+evsectl --config FILE sim swipe TAG
+evsectl --config FILE sim fault|clear weld|meter-offline|mcu-silent|rcd|overtemp|diode
+evsectl --config FILE sim network down|up
+evsectl --config FILE clear-faults [--connector N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from evsed.config import load_config
+from evsed.errors import EXIT_CONFIG, ConfigError
+
+EXIT_FAILED = 1
+EXIT_UNREACHABLE = 69  # EX_UNAVAILABLE: the daemon is not running
+
+
+def request(path: Path, message: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(str(path))
+        sock.sendall(json.dumps(message).encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    reply: dict[str, Any] = json.loads(data)
+    return reply
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="evsectl", description="Control a running evsed.")
+    parser.add_argument("--config", required=True, help="the daemon's config file")
+    parser.add_argument("--socket", help="control socket (default: from the config)")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    status = sub.add_parser("status", help="connectors, session, OCPP connection")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    sim = sub.add_parser("sim", help="drive the simulated hardware")
+    sim.add_argument("--connector", type=int, default=1)
+    sim.add_argument("words", nargs="+", help="plug | unplug | ev-state S | ev-current A | ...")
+    clear = sub.add_parser("clear-faults", help="clear latched faults (welded contactor)")
+    clear.add_argument("--connector", type=int, default=1)
+    args = parser.parse_args(argv)
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"evsectl: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    path = Path(args.socket) if args.socket else config.control_socket
+    message: dict[str, Any] = {"cmd": args.cmd}
+    if args.cmd == "sim":
+        message.update(args=args.words, connector=args.connector)
+    elif args.cmd == "clear-faults":
+        message.update(connector=args.connector)
+    try:
+        reply = request(path, message)
+    except (OSError, ValueError) as exc:
+        print(f"evsectl: cannot reach evsed at {path}: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    if not reply.get("ok"):
+        print(f"evsectl: {reply.get('error', 'request failed')}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.cmd == "status":
+        if args.json:
+            print(json.dumps(reply["status"], indent=2))
+        else:
+            print(format_status(reply["status"]))
+    elif args.cmd == "sim":
+        print(reply["message"])
+    else:
+        print("cleared: " + (", ".join(reply["cleared"]) or "nothing"))
+    return 0
+
+
+def format_status(status: dict[str, Any]) -> str:
+    ocpp = status["ocpp"]
+    lines = [
+        f"charger {status['charger_id']}  firmware {status['firmware_version']}"
+        f"  hal {status['hal']}",
+        f"ocpp    {ocpp['connection']}  registration {ocpp['registration'] or '-'}"
+        f"  outbox {ocpp['outbox_pending']}  {ocpp['url']}",
+    ]
+    for c in status["connectors"]:
+        faults = ", ".join(c["faults"]) or "none"
+        tx = c["transaction_id"] if c["transaction_id"] is not None else "-"
+        lines.append(
+            f"connector {c['id']}: {c['ocpp_status']} ({c['phase']})  CP {c['cp_state'] or '?'}"
+            f"  PWM {c['pwm_current_a'] or 'off'}  contactor "
+            f"{'closed' if c['contactor_closed'] else 'open'}  tx {tx}  id {c['id_tag'] or '-'}"
+            f"  energy {c['energy_wh'] if c['energy_wh'] is not None else '?'} Wh"
+            f"  power {c['power_w'] if c['power_w'] is not None else '?'} W  faults {faults}"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""The local control socket: one JSON object per line in, one per line out.
+
+Requests: ``{"cmd": "status"}``, ``{"cmd": "sim", "args": [...], "connector": N}``,
+``{"cmd": "clear-faults", "connector": N}``. Replies: ``{"ok": true, ...}`` or
+``{"ok": false, "error": "..."}``. The socket is created with mode 0660.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+MAX_REQUEST = 64 * 1024
+
+
+class ControlError(Exception):
+    """A control request that cannot be carried out; its message goes back to the client."""
+
+
+class Controlled(Protocol):
+    def status(self) -> dict[str, Any]: ...
+
+    def sim(self, words: list[str], connector_id: int) -> str: ...
+
+    def clear_faults(self, connector_id: int) -> list[str]: ...
+
+
+class ControlServer:
+    def __init__(self, path: Path, target: Controlled) -> None:
+        self.path = path
+        self._target = target
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        self._server = await asyncio.start_unix_server(
+            self._serve, path=str(self.path), limit=MAX_REQUEST
+        )
+        os.chmod(self.path, 0o660)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while line := await reader.readline():
+                writer.write(json.dumps(self.handle(line)).encode() + b"\n")
+                await writer.drain()
+        except (ConnectionError, ValueError) as exc:
+            log.debug("control client went away: %s", exc)
+        finally:
+            writer.close()
+
+    def handle(self, line: bytes) -> dict[str, Any]:
+        try:
+            request = json.loads(line)
+            if not isinstance(request, dict):
+                raise ControlError("request must be a JSON object")
+            return {"ok": True, **self._dispatch(request)}
+        except json.JSONDecodeError as exc:
+            return {"ok": False, "error": f"malformed request: {exc}"}
+        except (ControlError, ValueError) as exc:
+            return {"ok": False, "error": str(exc)}
+
+    def _dispatch(self, request: dict[str, Any]) -> dict[str, Any]:
+        cmd = request.get("cmd")
+        connector = request.get("connector", 1)
+        if not isinstance(connector, int):
+            raise ControlError("connector must be an integer")
+        if cmd == "status":
+            return {"status": self._target.status()}
+        if cmd == "sim":
+            args = request.get("args")
+            if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+                raise ControlError("sim needs args: a list of strings")
+            return {"message": self._target.sim(args, connector)}
+        if cmd == "clear-faults":
+            return {"cleared": self._target.clear_faults(connector)}
+        raise ControlError(f"unknown command {cmd!r}")

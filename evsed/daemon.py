@@ -1,0 +1,311 @@
+"""The composition root: builds the HAL, the charging runners, the OCPP client and the control
+socket from the config, runs them in one asyncio loop, and shuts down contactor-first."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from evsed import __version__, sdnotify
+from evsed.charging.events import StopReason, TagPresented
+from evsed.charging.session import Settings
+from evsed.config import Config
+from evsed.connector import ConnectorRunner
+from evsed.control.server import ControlError, ControlServer
+from evsed.ocpp.transport import CsmsLink
+from evsed.ocpp.v16.service import OcppV16Service
+from evsed.ocpp.v16.status import connector_status
+from evsed.ocpp.v16.transactions import V16Transactions
+from evsed.store.db import Database
+from evsed.store.transactions import TransactionStore
+from hal.interfaces import Contactor, Meter, Pilot
+
+log = logging.getLogger(__name__)
+
+CONNECTOR_ID = 1
+RECOVERY_METER_WAIT_S = 5.0
+
+
+@dataclass
+class Hardware:
+    pilot: Pilot
+    meter: Meter
+    contactor: Contactor
+    world: Any = None  # hal.sim.world.SimWorld in sim mode
+
+
+async def build_hardware(config: Config) -> Hardware:
+    """The same drivers in both modes; in sim mode they talk to simulators over real transports."""
+    from hal.gpio_contactor import GpioContactor, make_pin_factory
+    from hal.meter_maps import MAPS
+    from hal.modbus_meter import ModbusMeter
+    from hal.serial_pilot import SerialPilot
+
+    hal = config.hal
+    if hal.meter.model not in MAPS:
+        from evsed.errors import ConfigError
+
+        known = ", ".join(sorted(MAPS))
+        raise ConfigError(config.source, "hal.meter.model", f"unknown meter; known: {known}")
+    if hal.kind == "sim":
+        from hal.sim.world import SimWorld
+
+        world = SimWorld(
+            coil_pin=hal.contactor.pin,
+            feedback_pin=hal.contactor.feedback_pin,
+            voltage_v=hal.sim.voltage_v,
+            phases=config.charging.phases,
+            cable_rating_a=hal.sim.cable_rating_a,
+            meter_port=hal.sim.meter_port,
+        )
+        await world.start()
+        return Hardware(
+            pilot=SerialPilot(world.pilot_port, hal.pilot.baudrate),
+            meter=ModbusMeter(
+                MAPS["sdm630"],
+                transport="tcp",
+                host="127.0.0.1",
+                port=world.meter_port,
+                timeout=hal.meter.timeout_s,
+            ),
+            contactor=GpioContactor(
+                hal.contactor.pin, hal.contactor.feedback_pin, pin_factory=world.pin_factory
+            ),
+            world=world,
+        )
+    m = hal.meter
+    return Hardware(
+        pilot=SerialPilot(hal.pilot.port, hal.pilot.baudrate),
+        meter=ModbusMeter(
+            MAPS[m.model],
+            transport=m.transport,
+            host=m.host,
+            port=m.port,
+            serial_port=m.serial_port,
+            baudrate=m.baudrate,
+            parity=m.parity,
+            stopbits=m.stopbits,
+            device_id=m.device_id,
+            timeout=m.timeout_s,
+        ),
+        contactor=GpioContactor(
+            hal.contactor.pin,
+            hal.contactor.feedback_pin,
+            feedback_active_high=hal.contactor.feedback_active_high,
+            pin_factory=make_pin_factory(hal.contactor.pin_factory),
+        ),
+    )
+
+
+class Daemon:
+    """One charge point: hardware, charging logic, OCPP client, control socket."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.firmware_version = config.charger.firmware_version or __version__
+        self.hardware: Hardware | None = None
+        self.runners: dict[int, ConnectorRunner] = {}
+        self.service: OcppV16Service | None = None
+        self._store: TransactionStore | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        config = self.config
+        db = Database(config.state_dir)
+        store = self._store = TransactionStore(db)
+        hardware = self.hardware = await build_hardware(config)
+        url = config.csms.url.rstrip("/") + "/" + config.charger.id
+        link = CsmsLink(
+            url,
+            reconnect_min_s=config.csms.reconnect_min_s,
+            reconnect_max_s=config.csms.reconnect_max_s,
+            ping_interval_s=config.csms.ping_interval_s,
+        )
+        transactions = V16Transactions(
+            store, wall_clock=_utcnow, wake_outbox=lambda: service.wake_outbox()
+        )
+        loop = asyncio.get_running_loop()
+        runner = ConnectorRunner(
+            CONNECTOR_ID,
+            _settings(config),
+            pilot=hardware.pilot,
+            contactor=hardware.contactor,
+            meter=hardware.meter,
+            sink=transactions,
+            authorize=lambda tag: service.authorize(tag),
+            clock=loop.time,
+            meter_poll_s=config.hal.meter.poll_interval_s,
+            meter_values_interval_s=config.charging.meter_values_interval_s,
+        )
+        self.runners = {CONNECTOR_ID: runner}
+        service = self.service = OcppV16Service(
+            config,
+            store,
+            self.runners,
+            transactions,
+            link,
+            firmware_version=self.firmware_version,
+            wall_clock=_utcnow,
+        )
+        control = ControlServer(config.control_socket, self)
+        ocpp_task: asyncio.Task[None] | None = None
+        try:
+            await runner.start()
+            await self._recover(runner, transactions)
+            await control.start()
+            ocpp_task = asyncio.create_task(service.run(), name="ocpp")
+            sdnotify.notify("READY=1")
+            log.info(
+                "evsed %s up: charger %s, hal %s, CSMS %s",
+                self.firmware_version,
+                config.charger.id,
+                config.hal.kind,
+                url,
+            )
+            watchdog = asyncio.create_task(sdnotify.watchdog_loop())
+            await stop.wait()
+            watchdog.cancel()
+        finally:
+            sdnotify.notify("STOPPING=1")
+            log.info("shutting down: opening contactor")
+            await runner.shutdown()
+            await self._stop_open_transactions(transactions, runner)
+            await control.stop()
+            if ocpp_task is not None:
+                await self._drain_outbox(store)
+                ocpp_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ocpp_task
+            if hardware.world is not None:
+                await hardware.world.stop()
+            db.close()
+            log.info("stopped")
+
+    async def _recover(self, runner: ConnectorRunner, transactions: V16Transactions) -> None:
+        """Transactions left open by a crash or power cut end with reason PowerLoss (§5.11)."""
+        open_records = await asyncio.to_thread(self._open_transactions)
+        if not open_records:
+            return
+        reading = await runner.first_reading(RECOVERY_METER_WAIT_S)
+        meter_wh = int(reading.energy_import_wh) if reading else 0
+        for record in open_records:
+            log.warning("transaction %d was open at start-up: stopping it (PowerLoss)", record.id)
+            await transactions.stop_local(record.id, StopReason.POWER_LOSS, meter_wh)
+
+    def _open_transactions(self) -> list[Any]:
+        assert self._store is not None
+        return self._store.open_transactions()
+
+    async def _stop_open_transactions(
+        self, transactions: V16Transactions, runner: ConnectorRunner
+    ) -> None:
+        if CONNECTOR_ID in transactions.open:
+            reading = runner.meter_reading
+            meter_wh = int(reading.energy_import_wh) if reading else 0
+            await transactions.stop(CONNECTOR_ID, StopReason.REBOOT, meter_wh)
+
+    async def _drain_outbox(self, store: TransactionStore, timeout: float = 3.0) -> None:
+        """Give queued messages a moment to reach the CSMS; whatever is left goes out later."""
+        if self.service is None or not self.service.online:
+            return
+        deadline = asyncio.get_running_loop().time() + timeout
+        while (
+            await asyncio.to_thread(store.pending) and asyncio.get_running_loop().time() < deadline
+        ):
+            await asyncio.sleep(0.05)
+
+    # -- control socket -----------------------------------------------------------------------
+
+    def _runner(self, connector_id: int) -> ConnectorRunner:
+        runner = self.runners.get(connector_id)
+        if runner is None:
+            raise ControlError(
+                f"no connector {connector_id}; this charger has {sorted(self.runners)}"
+            )
+        return runner
+
+    def sim(self, words: list[str], connector_id: int) -> str:
+        from hal.sim.world import SimCommandError
+
+        world = self.hardware.world if self.hardware else None
+        if world is None:
+            raise ControlError('sim commands need the simulated HAL ([hal] kind = "sim")')
+        runner = self._runner(connector_id)
+        match words:
+            case ["swipe", tag]:
+                runner.feed(TagPresented(tag))
+                return f"tag {tag} presented"
+            case ["network", "down" | "up" as updown]:
+                assert self.service is not None
+                self.service.link.set_network(updown == "up")
+                return f"network {updown}"
+        try:
+            return str(world.command(words))
+        except SimCommandError as exc:
+            raise ControlError(str(exc)) from None
+
+    def clear_faults(self, connector_id: int) -> list[str]:
+        return self._runner(connector_id).clear_latched_faults()
+
+    def status(self) -> dict[str, Any]:
+        service = self.service
+        assert service is not None
+        connectors = []
+        for connector_id, runner in self.runners.items():
+            state = runner.state
+            ocpp_status, error = connector_status(state)
+            reading = runner.meter_reading
+            connectors.append(
+                {
+                    "id": connector_id,
+                    "phase": str(state.phase),
+                    "ocpp_status": ocpp_status,
+                    "error_code": error,
+                    "cp_state": str(state.cp) if runner.pilot_status else None,
+                    "pwm_current_a": state.pwm_a if state.pilot.value == "pwm" else None,
+                    "pilot": state.pilot.value,
+                    "contactor_closed": state.contactor_closed,
+                    "id_tag": state.auth_tag,
+                    "transaction_active": state.tx_active,
+                    "transaction_id": service.csms_transaction_id(connector_id),
+                    "energy_wh": round(reading.energy_import_wh, 1) if reading else None,
+                    "power_w": round(reading.power_w, 1) if reading else None,
+                    "faults": sorted(str(f) for f in state.faults),
+                }
+            )
+        hardware = self.hardware
+        return {
+            "charger_id": self.config.charger.id,
+            "firmware_version": self.firmware_version,
+            "hal": self.config.hal.kind,
+            "ocpp": {
+                "url": service.link.url,
+                "connection": str(service.link.state),
+                "registration": service.registration,
+                "outbox_pending": self._store.pending() if self._store else 0,
+                "last_error": service.link.last_error,
+            },
+            "connectors": connectors,
+            "sim": hardware.world.snapshot() if hardware and hardware.world else None,
+        }
+
+
+def _settings(config: Config) -> Settings:
+    c = config.charging
+    return Settings(
+        max_current_a=c.max_current_a,
+        free_mode=c.free_mode,
+        free_mode_id_tag=c.free_mode_id_tag,
+        connection_timeout_s=c.connection_timeout_s,
+        stop_on_ev_disconnect=c.stop_on_ev_disconnect,
+        ventilation_available=c.ventilation_available,
+        c_debounce_s=c.c_debounce_s,
+        require_meter=c.require_meter,
+    )
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
