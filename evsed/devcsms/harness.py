@@ -1,0 +1,183 @@
+"""Run the development CSMS and the daemon as real processes, and talk to them.
+
+Used by ``make demo`` and the end-to-end tests. Only 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PYTHON = sys.executable
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+
+
+@dataclass
+class DevCsms:
+    proc: subprocess.Popen[str]
+    ws_url: str
+    http_url: str
+
+    @classmethod
+    def start(cls, workdir: Path, *args: str) -> DevCsms:
+        log = open(workdir / "devcsms.log", "w")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen(
+            [PYTHON, "-m", "evsed.devcsms", "serve", "--port", "0", "--http-port", "0", *args],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        match = re.search(r"ws=(\S+) http=(\S+)", line)
+        if not match:
+            proc.kill()
+            raise RuntimeError(f"dev CSMS did not start: {line!r}")
+        return cls(proc, match.group(1), match.group(2))
+
+    def api(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(
+            self.http_url + path, data=data, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.loads(resp.read())
+
+    def messages(self, cp: str | None = None) -> list[dict[str, Any]]:
+        query = f"?cp={cp}" if cp else ""
+        result: list[dict[str, Any]] = self.api("/api/messages" + query)
+        return result
+
+    def calls(self, cp: str | None = None, action: str | None = None) -> list[dict[str, Any]]:
+        """CALLs the charger sent (type 2, direction in), optionally of one action."""
+        return [
+            m
+            for m in self.messages(cp)
+            if m["type"] == 2 and m["dir"] == "in" and (action is None or m["action"] == action)
+        ]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@dataclass
+class Evsed:
+    proc: subprocess.Popen[str]
+    config: Path
+    log_path: Path
+
+    @classmethod
+    def start(
+        cls, workdir: Path, csms_url: str, charger_id: str = "CP01", **sections: Any
+    ) -> Evsed:
+        config = write_config(workdir, csms_url, charger_id, **sections)
+        log_path = workdir / "evsed.log"
+        log = open(log_path, "a")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen(
+            [PYTHON, "-m", "evsed", "--config", str(config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        daemon = cls(proc, config, log_path)
+        try:
+            wait_for(daemon._ready, 20, "evsed control socket")
+        except TimeoutError:
+            daemon.kill()
+            raise RuntimeError("evsed did not start:\n" + log_path.read_text()) from None
+        return daemon
+
+    def _ready(self) -> bool:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"evsed exited with {self.proc.returncode}:\n{self.log()}")
+        return self.ctl("status").returncode == 0
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [PYTHON, "-m", "evsed.control.cli", "--config", str(self.config), *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+
+    def sim(self, *words: str) -> str:
+        result = self.ctl("sim", *words)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    def status(self) -> dict[str, Any]:
+        result = self.ctl("status", "--json")
+        assert result.returncode == 0, result.stderr
+        status: dict[str, Any] = json.loads(result.stdout)
+        return status
+
+    def connector(self, connector_id: int = 1) -> dict[str, Any]:
+        return next(c for c in self.status()["connectors"] if c["id"] == connector_id)
+
+    def stop(self, timeout: float = 15.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+
+def write_config(workdir: Path, csms_url: str, charger_id: str, **sections: Any) -> Path:
+    """A config for a simulated charger in ``workdir``; ``sections`` override keys per table."""
+    base: dict[str, dict[str, Any]] = {
+        "charger": {
+            "id": charger_id,
+            "state_dir": str(workdir / "state"),
+            "control_socket": str(workdir / "control.sock"),
+        },
+        "csms": {"url": csms_url, "reconnect_min_s": 0.2, "reconnect_max_s": 1.0},
+        "charging": {"meter_values_interval_s": 2.0, "c_debounce_s": 0.2},
+        "hal": {"kind": "sim"},
+        "hal.meter": {"poll_interval_s": 0.2, "timeout_s": 0.5},
+        "logging": {"level": "DEBUG"},
+    }
+    for name, values in sections.items():
+        base.setdefault(name.replace("__", "."), {}).update(values)
+    lines: list[str] = []
+    for table, values in base.items():
+        lines.append(f"[{table}]")
+        lines += [f"{key} = {json.dumps(value)}" for key, value in values.items()]
+        lines.append("")
+    path = workdir / "evsed.toml"
+    path.write_text("\n".join(lines))
+    return path
