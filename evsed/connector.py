@@ -163,9 +163,6 @@ class ConnectorRunner:
             self.feed(FaultRaised(fault))
         for fault in sorted(was - now):
             self.feed(FaultCleared(fault))
-        # E (CP shorted to PE) is a fault of its own. F is only ever the MCU's doing (failsafe,
-        # or its minimum hold after a fault) and comes with, or right after, a fault flag.
-        self._set_fault(Fault.CP_STATE_E, status.cp_state is CpState.E)
         # Acknowledge latched MCU faults once seen; the MCU clears only those whose cause is
         # gone and holds state F for its minimum time. An RCD trip is acknowledged only after
         # the car is unplugged (DESIGN.md: GroundFailure clears on unplug).

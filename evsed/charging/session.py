@@ -10,7 +10,8 @@ outputs the rules allow. Safety rules, IEC 61851-1 (2017) Annex A:
 - C->B, unplug, or any fault opens it at once (seq. 7/8: within 100 ms);
 - when the EVSE ends a session it stops PWM and waits for the EV to go to B; if the EV keeps
   C, the contactor opens under load after 6 s (seq. 10.2);
-- any fault drives state F (constant -12 V) until it clears.
+- any fault drives state F (constant -12 V) for ``FAULT_STATE_F_S``, then +12 V without PWM
+  while the fault lasts, so the car is told to stop and an unplug can still be seen.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from evsed.charging.faults import Fault
 from hal.types import CpState
 
 EV_STOP_GRACE_S = 6.0  # IEC 61851-1 Table A.6 seq. 10.2: open under load after 6 s
+FAULT_STATE_F_S = 0.3  # IEC 61851-1: state F for at least 300 ms after a fault
 PLUGGED = frozenset({CpState.B, CpState.C, CpState.D})
 
 
@@ -90,6 +92,7 @@ class ConnectorState:
 
     settings: Settings = field(default_factory=Settings)
     cp: CpState = CpState.A
+    car_present: bool = False  # from the last A-D reading; E and F say nothing about the car
     pending_tag: str | None = None  # Authorize sent, no answer yet
     auth_tag: str | None = None  # authorized for the current or pending session
     auth_deadline: float | None = None  # authorized but not plugged: give up at this time
@@ -98,6 +101,7 @@ class ConnectorState:
     stop_deadline: float | None = None
     finished: bool = False  # a transaction ended and the car is still plugged
     c_since: float | None = None  # when C (or D) was first seen, for the debounce
+    fault_since: float | None = None  # when the current run of blocking faults began
     faults: frozenset[Fault] = frozenset()
     limit_a: float | None = None  # lower limit from outside (smart charging); None = none
     pilot: Pilot = Pilot.OFF
@@ -106,7 +110,7 @@ class ConnectorState:
 
     @property
     def plugged(self) -> bool:
-        return self.cp in PLUGGED
+        return self.car_present
 
     @property
     def blocking_faults(self) -> frozenset[Fault]:
@@ -184,10 +188,14 @@ def _apply(s: ConnectorState, event: Event, now: float, out: list[Command]) -> C
 
 
 def _on_cp(s: ConnectorState, cp: CpState, now: float, out: list[Command]) -> ConnectorState:
-    was_plugged = s.plugged
+    was_plugged = s.car_present
     charging_request = cp in (CpState.C, CpState.D)
     c_since = (s.c_since if s.c_since is not None else now) if charging_request else None
-    s = dataclasses.replace(s, cp=cp, c_since=c_since)
+    # In E (CP shorted) and F (the EVSE itself drives -12 V) the car cannot be sensed: keep
+    # what was last known, so an unplug during a fault is still seen when the pilot returns.
+    present = s.car_present if cp in (CpState.E, CpState.F) else cp in PLUGGED
+    faults = s.faults | {Fault.CP_STATE_E} if cp is CpState.E else s.faults - {Fault.CP_STATE_E}
+    s = dataclasses.replace(s, cp=cp, c_since=c_since, car_present=present, faults=faults)
     if cp is CpState.A and was_plugged:
         s = dataclasses.replace(s, finished=False)
         if s.tx_active and (s.settings.stop_on_ev_disconnect or s.stop_reason is not None):
@@ -254,11 +262,16 @@ def _reconcile(
             s = _end_transaction(s, s.stop_reason, out)
 
     if s.blocking_faults:
-        pilot, pwm_a = Pilot.STATE_F, 0.0
+        fault_since = now if s.fault_since is None else s.fault_since
+        s = dataclasses.replace(s, fault_since=fault_since)
+        in_hold = now - fault_since < FAULT_STATE_F_S
+        pilot, pwm_a = (Pilot.STATE_F if in_hold else Pilot.OFF), 0.0
     elif s.tx_active and s.stop_reason is None and s.plugged:
         pilot, pwm_a = Pilot.PWM, s.offered_current_a
     else:
         pilot, pwm_a = Pilot.OFF, 0.0
+    if not s.blocking_faults and s.fault_since is not None:
+        s = dataclasses.replace(s, fault_since=None)
 
     ventilation_ok = s.cp is CpState.C or (s.cp is CpState.D and s.settings.ventilation_available)
     debounced = s.c_since is not None and now - s.c_since >= s.settings.c_debounce_s

@@ -139,9 +139,26 @@ CASES = [
     ),
     Case(
         "fault_while_charging_opens_contactor_and_shows_state_F",
-        [*plugged_and_charging(), (10, FaultRaised(Fault.RCD_TRIPPED))],
+        [*plugged_and_charging(), (10, FaultRaised(Fault.RCD_TRIPPED)), (10.2, TimePassed())],
         [*CHARGING_COMMANDS, OpenContactor(), ShowStateF()],
         Phase.SUSPENDED_EV,
+    ),
+    Case(
+        "fault_holds_state_F_300ms_then_plus_12V_so_unplug_is_seen",
+        [
+            *plugged_and_charging(),
+            (10, FaultRaised(Fault.RCD_TRIPPED)),
+            (10.3, TimePassed()),
+            (12, cp(A)),
+        ],
+        [
+            *CHARGING_COMMANDS,
+            OpenContactor(),
+            ShowStateF(),
+            StopPwm(),
+            StopTransaction(StopReason.EV_DISCONNECTED),
+        ],
+        Phase.IDLE,
     ),
     Case(
         "fault_cleared_resumes_pwm_and_closes_after_debounce",
@@ -158,7 +175,7 @@ CASES = [
     Case(
         "mcu_link_lost_blocks_closing",
         [(0, FaultRaised(Fault.MCU_LINK_LOST)), *plugged_and_charging(1)],
-        [ShowStateF(), Authorize(TAG), StartTransaction(TAG)],
+        [ShowStateF(), StopPwm(), Authorize(TAG), StartTransaction(TAG)],
         Phase.SUSPENDED_EV,
     ),
     Case(
@@ -186,7 +203,7 @@ CASES = [
     Case(
         "state_E_while_charging_opens_contactor",
         [*plugged_and_charging(), (10, cp(E))],
-        [*CHARGING_COMMANDS, OpenContactor(), StopPwm()],
+        [*CHARGING_COMMANDS, OpenContactor(), ShowStateF()],
         Phase.SUSPENDED_EV,
     ),
     Case(
@@ -220,6 +237,24 @@ CASES = [
         Phase.CHARGING,
         contactor_closed=True,
         settings=Settings(free_mode=True, free_mode_id_tag="FREE", max_current_a=20.0),
+    ),
+    Case(
+        "unplug_seen_after_state_F_during_a_fault",
+        [
+            *plugged_and_charging(),
+            (10, FaultRaised(Fault.CONTACTOR_WELDED)),
+            (10.05, cp(CpState.F)),
+            (10.4, TimePassed()),
+            (10.5, cp(A)),
+        ],
+        [
+            *CHARGING_COMMANDS,
+            OpenContactor(),
+            ShowStateF(),
+            StopPwm(),
+            StopTransaction(StopReason.EV_DISCONNECTED),
+        ],
+        Phase.IDLE,
     ),
     Case(
         "unplug_with_stop_on_ev_disconnect_off_keeps_transaction",
