@@ -121,7 +121,8 @@ class V16Transactions:
 def sampled_values(reading: MeterReading, context: str) -> list[dict[str, Any]]:
     """SampledValue list (§7.45) for one meter reading."""
     values: list[dict[str, Any]] = [
-        _value(f"{reading.energy_import_wh:.0f}", context, "Energy.Active.Import.Register", "Wh"),
+        # Whole Wh, truncated: the same figure as meterStart/meterStop, never ahead of the meter.
+        _value(str(int(reading.energy_import_wh)), context, "Energy.Active.Import.Register", "Wh"),
         _value(f"{reading.power_w:.1f}", context, "Power.Active.Import", "W"),
     ]
     for phase, amps in zip(("L1", "L2", "L3"), reading.current_a, strict=True):
