@@ -176,6 +176,7 @@ class Daemon:
             await control.stop()
             if ocpp_task is not None:
                 await self._drain_outbox(store)
+                await link.close()
                 ocpp_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await ocpp_task

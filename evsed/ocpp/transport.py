@@ -68,6 +68,12 @@ class CsmsLink:
             # An abrupt loss: no close handshake reaches the CSMS.
             self._connection.transport.abort()
 
+    async def close(self) -> None:
+        """Close the connection with a normal close frame (the daemon is stopping)."""
+        self._network_up.clear()
+        if self._connection is not None:
+            await self._connection.close(1001, "charge point shutting down")
+
     @property
     def network_up(self) -> bool:
         return self._network_up.is_set()

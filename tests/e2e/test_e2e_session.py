@@ -36,6 +36,9 @@ def test_plug_swipe_charge_unplug_reports_the_session_in_order(
         charging = evsed.connector()
         assert charging["ocpp_status"] == "Charging"
         assert charging["transaction_id"] == 1
+        text = evsed.ctl("status").stdout
+        assert "connector 1: Charging (Charging)  CP C  PWM 16.0" in text
+        assert "contactor closed  tx 1  id 04E91C2A" in text
 
         evsed.sim("ev-state", "B")
         wait_for(lambda: not evsed.connector()["contactor_closed"], what="contactor open")
