@@ -69,6 +69,27 @@ class FaultCleared:
 
 
 @dataclass(frozen=True, slots=True)
+class CableRatingRead:
+    """The PP resistor was read: the cable carries at most ``max_current_a`` (0 = no reading)."""
+
+    max_current_a: float
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentMeasured:
+    """The meter's highest phase current."""
+
+    amps: float
+
+
+@dataclass(frozen=True, slots=True)
+class LimitChanged:
+    """An external limit (smart charging, load management); None removes it."""
+
+    max_current_a: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class TimePassed:
     """Periodic tick so time-based rules (debounce, timeouts) can fire."""
 
@@ -82,5 +103,8 @@ Event = (
     | StopRequested
     | FaultRaised
     | FaultCleared
+    | CableRatingRead
+    | CurrentMeasured
+    | LimitChanged
     | TimePassed
 )

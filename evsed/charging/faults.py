@@ -17,3 +17,5 @@ class Fault(enum.StrEnum):
     CONTACTOR_STUCK_OPEN = "contactor-stuck-open"
     CP_DIODE = "cp-diode"  # PWM running without the -12 V low level
     CP_STATE_E = "cp-state-e"  # CP shorted to PE
+    CP_STATE_F = "cp-state-f"  # the CP line reads -12 V although the MCU is not driving it
+    OVER_CURRENT = "over-current"  # the EV drew more than offered for 7 s; clears on unplug

@@ -34,10 +34,13 @@ from evsed.charging.commands import (
 from evsed.charging.events import (
     AuthAccepted,
     AuthRejected,
+    CableRatingRead,
     CpStateChanged,
+    CurrentMeasured,
     Event,
     FaultCleared,
     FaultRaised,
+    LimitChanged,
     RemoteStartRequested,
     StopReason,
     StopRequested,
@@ -45,6 +48,12 @@ from evsed.charging.events import (
     TimePassed,
 )
 from evsed.charging.faults import Fault
+from evsed.charging.limits import (
+    OVERCURRENT_GRACE_S,
+    next_pwm,
+    offered_current,
+    overcurrent_threshold,
+)
 from hal.types import CpState
 
 EV_STOP_GRACE_S = 6.0  # IEC 61851-1 Table A.6 seq. 10.2: open under load after 6 s
@@ -81,6 +90,7 @@ class Phase(enum.StrEnum):
     WAITING_FOR_AUTH = "WaitingForAuth"  # plugged, no authorization yet
     WAITING_FOR_PLUG = "WaitingForPlug"  # authorized, no car yet
     SUSPENDED_EV = "SuspendedEV"  # transaction, PWM on, car not (yet) charging
+    SUSPENDED_EVSE = "SuspendedEVSE"  # transaction, but nothing may be offered (limit < 6 A)
     CHARGING = "Charging"
     STOPPING = "Stopping"  # PWM off, waiting for the EV to leave C
     FINISHED = "Finished"  # transaction over, car still plugged
@@ -104,8 +114,11 @@ class ConnectorState:
     fault_since: float | None = None  # when the current run of blocking faults began
     faults: frozenset[Fault] = frozenset()
     limit_a: float | None = None  # lower limit from outside (smart charging); None = none
+    cable_a: float | None = None  # cable rating read from PP; None = not known
+    overcurrent_since: float | None = None
     pilot: Pilot = Pilot.OFF
     pwm_a: float = 0.0
+    pwm_changed_at: float | None = None
     contactor_closed: bool = False
 
     @property
@@ -120,17 +133,19 @@ class ConnectorState:
 
     @property
     def offered_current_a(self) -> float:
-        limit = self.settings.max_current_a
-        if self.limit_a is not None:
-            limit = min(limit, self.limit_a)
-        return limit
+        """What the PWM should offer now (before the 5 s rule); 0 = below the 6 A minimum."""
+        return offered_current(self.settings.max_current_a, self.cable_a, self.limit_a)
 
     @property
     def phase(self) -> Phase:
         if self.tx_active:
             if self.stop_reason is not None:
                 return Phase.STOPPING
-            return Phase.CHARGING if self.contactor_closed else Phase.SUSPENDED_EV
+            if self.contactor_closed:
+                return Phase.CHARGING
+            if self.offered_current_a == 0:
+                return Phase.SUSPENDED_EVSE
+            return Phase.SUSPENDED_EV
         if self.finished and self.plugged:
             return Phase.FINISHED
         if self.auth_tag is not None and not self.plugged:
@@ -179,7 +194,18 @@ def _apply(s: ConnectorState, event: Event, now: float, out: list[Command]) -> C
         case FaultRaised(fault=fault):
             return dataclasses.replace(s, faults=s.faults | {fault})
         case FaultCleared(fault=fault):
-            return dataclasses.replace(s, faults=s.faults - {fault})
+            was_blocking = fault in s.blocking_faults
+            s = dataclasses.replace(s, faults=s.faults - {fault})
+            if was_blocking and not s.blocking_faults and s.c_since is not None:
+                # Power returns only after C has been seen again for the debounce time.
+                s = dataclasses.replace(s, c_since=now)
+            return s
+        case CableRatingRead(max_current_a=amps):
+            return dataclasses.replace(s, cable_a=amps if amps > 0 else None)
+        case LimitChanged(max_current_a=amps):
+            return dataclasses.replace(s, limit_a=amps)
+        case CurrentMeasured(amps=amps):
+            return _check_overcurrent(s, amps, now)
         case TimePassed():
             if s.auth_deadline is not None and now >= s.auth_deadline and not s.plugged:
                 return dataclasses.replace(s, auth_tag=None, auth_deadline=None)
@@ -197,7 +223,8 @@ def _on_cp(s: ConnectorState, cp: CpState, now: float, out: list[Command]) -> Co
     faults = s.faults | {Fault.CP_STATE_E} if cp is CpState.E else s.faults - {Fault.CP_STATE_E}
     s = dataclasses.replace(s, cp=cp, c_since=c_since, car_present=present, faults=faults)
     if cp is CpState.A and was_plugged:
-        s = dataclasses.replace(s, finished=False)
+        # Over-current is the car's doing: it clears when that car leaves.
+        s = dataclasses.replace(s, finished=False, faults=s.faults - {Fault.OVER_CURRENT})
         if s.tx_active and (s.settings.stop_on_ev_disconnect or s.stop_reason is not None):
             reason = s.stop_reason or StopReason.EV_DISCONNECTED
             s = _end_transaction(s, reason, out)
@@ -212,6 +239,19 @@ def _on_cp(s: ConnectorState, cp: CpState, now: float, out: list[Command]) -> Co
                 dataclasses.replace(s, auth_tag=s.settings.free_mode_id_tag), out
             )
     return s
+
+
+def _check_overcurrent(s: ConnectorState, amps: float, now: float) -> ConnectorState:
+    """The EV must not draw more than offered (plus margin) for longer than 7 s."""
+    drawing_too_much = s.contactor_closed and amps > overcurrent_threshold(s.pwm_a)
+    if not drawing_too_much:
+        return dataclasses.replace(s, overcurrent_since=None)
+    since = now if s.overcurrent_since is None else s.overcurrent_since
+    if now - since >= OVERCURRENT_GRACE_S:
+        return dataclasses.replace(
+            s, overcurrent_since=None, faults=s.faults | {Fault.OVER_CURRENT}
+        )
+    return dataclasses.replace(s, overcurrent_since=since)
 
 
 def _authorized(s: ConnectorState, tag: str, now: float, out: list[Command]) -> ConnectorState:
@@ -266,8 +306,10 @@ def _reconcile(
         s = dataclasses.replace(s, fault_since=fault_since)
         in_hold = now - fault_since < FAULT_STATE_F_S
         pilot, pwm_a = (Pilot.STATE_F if in_hold else Pilot.OFF), 0.0
-    elif s.tx_active and s.stop_reason is None and s.plugged:
-        pilot, pwm_a = Pilot.PWM, s.offered_current_a
+    elif s.tx_active and s.stop_reason is None and s.plugged and s.offered_current_a > 0:
+        pilot = Pilot.PWM
+        current = s.pwm_a if s.pilot is Pilot.PWM else 0.0
+        pwm_a = next_pwm(current, s.offered_current_a, s.pwm_changed_at, now)
     else:
         pilot, pwm_a = Pilot.OFF, 0.0
     if not s.blocking_faults and s.fault_since is not None:
@@ -294,7 +336,7 @@ def _reconcile(
                 out.append(StopPwm())
             case Pilot.STATE_F:
                 out.append(ShowStateF())
-        s = dataclasses.replace(s, pilot=pilot, pwm_a=pwm_a)
+        s = dataclasses.replace(s, pilot=pilot, pwm_a=pwm_a, pwm_changed_at=now)
     if want_closed and not s.contactor_closed:
         out.append(CloseContactor())
         s = dataclasses.replace(s, contactor_closed=True)

@@ -19,10 +19,13 @@ from evsed.charging.commands import (
 from evsed.charging.events import (
     AuthAccepted,
     AuthRejected,
+    CableRatingRead,
     CpStateChanged,
+    CurrentMeasured,
     Event,
     FaultCleared,
     FaultRaised,
+    LimitChanged,
     RemoteStartRequested,
     StopReason,
     StopRequested,
@@ -30,7 +33,7 @@ from evsed.charging.events import (
     TimePassed,
 )
 from evsed.charging.faults import Fault
-from evsed.charging.session import ConnectorState, Phase, Settings, step
+from evsed.charging.session import ConnectorState, Phase, Pilot, Settings, step
 from hal.types import CpState
 
 A, B, C, D, E = CpState.A, CpState.B, CpState.C, CpState.D, CpState.E
@@ -166,11 +169,22 @@ CASES = [
             *plugged_and_charging(),
             (10, FaultRaised(Fault.OVER_TEMPERATURE)),
             (20, FaultCleared(Fault.OVER_TEMPERATURE)),
-            (20.1, TimePassed()),
+            (20.5, TimePassed()),
         ],
         [*CHARGING_COMMANDS, OpenContactor(), ShowStateF(), SetPwm(16.0), CloseContactor()],
         Phase.CHARGING,
         contactor_closed=True,
+    ),
+    Case(
+        "after_a_fault_clears_C_must_hold_the_debounce_again",
+        [
+            *plugged_and_charging(),
+            (10, FaultRaised(Fault.MCU_LINK_LOST)),
+            (10.1, FaultCleared(Fault.MCU_LINK_LOST)),
+            (10.5, TimePassed()),
+        ],
+        [*CHARGING_COMMANDS, OpenContactor(), ShowStateF(), SetPwm(16.0)],
+        Phase.SUSPENDED_EV,
     ),
     Case(
         "mcu_link_lost_blocks_closing",
@@ -257,6 +271,97 @@ CASES = [
         Phase.IDLE,
     ),
     Case(
+        "pp_cable_rating_clamps_the_offered_current",
+        [(0, CableRatingRead(13)), *plugged_and_charging(0.1)],
+        [Authorize(TAG), StartTransaction(TAG), SetPwm(13.0), CloseContactor()],
+        Phase.CHARGING,
+        contactor_closed=True,
+        settings=Settings(max_current_a=32.0),
+    ),
+    Case(
+        "no_pp_reading_means_no_cable_clamp",
+        [(0, CableRatingRead(0)), *plugged_and_charging(0.1)],
+        [Authorize(TAG), StartTransaction(TAG), SetPwm(32.0), CloseContactor()],
+        Phase.CHARGING,
+        contactor_closed=True,
+        settings=Settings(max_current_a=32.0),
+    ),
+    Case(
+        "limit_lowered_applies_at_once",
+        [*plugged_and_charging(), (3.0, LimitChanged(10.0))],
+        [*CHARGING_COMMANDS, SetPwm(10.0)],
+        Phase.CHARGING,
+        contactor_closed=True,
+    ),
+    Case(
+        "limit_raised_waits_5s_after_the_last_duty_change",
+        [
+            *plugged_and_charging(),
+            (3.0, LimitChanged(10.0)),
+            (4.0, LimitChanged(None)),
+            (7.9, TimePassed()),
+            (8.0, TimePassed()),
+        ],
+        [*CHARGING_COMMANDS, SetPwm(10.0), SetPwm(16.0)],
+        Phase.CHARGING,
+        contactor_closed=True,
+    ),
+    Case(
+        "limit_below_6A_stops_pwm_and_opens_suspended_evse",
+        [*plugged_and_charging(), (3.0, LimitChanged(4.0))],
+        [*CHARGING_COMMANDS, OpenContactor(), StopPwm()],
+        Phase.SUSPENDED_EVSE,
+    ),
+    Case(
+        "overcurrent_for_7s_opens_contactor_with_fault",
+        [
+            *plugged_and_charging(),
+            (3.0, CurrentMeasured(18.2)),
+            (9.9, CurrentMeasured(18.2)),
+            (10.0, CurrentMeasured(18.2)),
+        ],
+        [*CHARGING_COMMANDS, OpenContactor(), ShowStateF()],
+        Phase.SUSPENDED_EV,
+    ),
+    Case(
+        "overcurrent_within_margin_is_tolerated",
+        [*plugged_and_charging(), (3.0, CurrentMeasured(18.0)), (20.0, CurrentMeasured(18.0))],
+        CHARGING_COMMANDS,
+        Phase.CHARGING,
+        contactor_closed=True,
+    ),
+    Case(
+        "overcurrent_that_stops_within_7s_is_forgiven",
+        [
+            *plugged_and_charging(),
+            (3.0, CurrentMeasured(25.0)),
+            (8.0, CurrentMeasured(15.0)),
+            (12.0, CurrentMeasured(25.0)),
+            (18.0, CurrentMeasured(25.0)),
+        ],
+        CHARGING_COMMANDS,
+        Phase.CHARGING,
+        contactor_closed=True,
+    ),
+    Case(
+        "overcurrent_fault_clears_on_unplug",
+        [
+            *plugged_and_charging(),
+            (3.0, CurrentMeasured(30.0)),
+            (10.0, CurrentMeasured(30.0)),
+            (11.0, cp(A)),
+            (12.0, cp(B)),
+        ],
+        [
+            *CHARGING_COMMANDS,
+            OpenContactor(),
+            ShowStateF(),
+            StopTransaction(StopReason.EV_DISCONNECTED),
+            StopPwm(),
+        ],
+        Phase.WAITING_FOR_AUTH,
+    ),
+    Case(
         "unplug_with_stop_on_ev_disconnect_off_keeps_transaction",
         [*plugged_and_charging(), (10, cp(A))],
         [*CHARGING_COMMANDS, OpenContactor(), StopPwm()],
@@ -298,6 +403,14 @@ def test_contactor_never_closed_without_pwm_authorization_and_no_fault() -> None
         FaultRaised(Fault.MCU_LINK_LOST),
         FaultCleared(Fault.MCU_LINK_LOST),
         TimePassed(),
+        CableRatingRead(13),
+        CableRatingRead(0),
+        LimitChanged(8.0),
+        LimitChanged(3.0),
+        LimitChanged(None),
+        CurrentMeasured(40.0),
+        CurrentMeasured(5.0),
+        cp(CpState.F),
     ]
     rng = random.Random(61851)
     for _ in range(300):
@@ -305,6 +418,10 @@ def test_contactor_never_closed_without_pwm_authorization_and_no_fault() -> None
         for _ in range(40):
             now += rng.choice([0.05, 0.3, 1.0, 7.0])
             state, _commands = step(state, rng.choice(events), now)
+            if state.pilot is Pilot.PWM:
+                assert 6.0 <= state.pwm_a <= 16.0
+                if state.cable_a is not None:
+                    assert state.pwm_a <= state.cable_a
             if state.contactor_closed:
                 assert state.tx_active
                 assert state.cp is C
