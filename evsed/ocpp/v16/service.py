@@ -61,11 +61,13 @@ class OcppV16Service:
         self._cp: V16ChargePoint | None = None
         self._outbox_wake = asyncio.Event()
         self._outbox_idle = asyncio.Event()
-        self._status_wake = asyncio.Event()
-        self._status_sent: dict[int, tuple[str, str]] = {}
+        # Every status change, in order, with the time it happened: a fault that lasts a few
+        # milliseconds is still reported (MinimumStatusDuration = 0).
+        self._status_changes: asyncio.Queue[tuple[int, str, str, str]] = asyncio.Queue()
+        self._status_last: dict[int, tuple[str, str]] = {}
         self._csms_ids: dict[int, int] = {}  # local transaction id -> CSMS transactionId
         for runner in connectors.values():
-            runner.on_change(lambda _r: self._status_wake.set())
+            runner.on_change(self._connector_changed)
 
     # -- used by the charging side ------------------------------------------------------------
 
@@ -141,13 +143,11 @@ class OcppV16Service:
                 return
             booted.result()
             self._cp = cp
-            self._status_sent.clear()
             workers = [
                 asyncio.create_task(self._heartbeats(cp)),
                 asyncio.create_task(self._statuses(cp)),
                 asyncio.create_task(self._outbox(cp)),
             ]
-            self._status_wake.set()
             self._outbox_wake.set()
             done, _ = await asyncio.wait({reader, *workers}, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
@@ -193,17 +193,28 @@ class OcppV16Service:
             except (OCPPError, TimeoutError) as exc:
                 log.warning("Heartbeat failed: %s", exc)
 
+    def _connector_changed(self, runner: ConnectorRunner) -> None:
+        status = connector_status(runner.state)
+        if self._status_last.get(runner.connector_id) != status:
+            self._status_last[runner.connector_id] = status
+            if self._cp is not None:
+                self._status_changes.put_nowait((runner.connector_id, *status, self._iso_now()))
+
     async def _statuses(self, cp: V16ChargePoint) -> None:
-        """StatusNotification for connector 0 once, then for every change of a connector."""
-        await self._send_status(cp, 0, "Available", "NoError")
+        """On (re)connection the current status of every connector (§4.9), then each change
+        as it happened, after the transaction message it caused."""
+        while not self._status_changes.empty():
+            self._status_changes.get_nowait()
+        await self._send_status(cp, 0, "Available", "NoError", self._iso_now())
+        for connector_id, runner in self._connectors.items():
+            status, error = self._status_last.setdefault(
+                connector_id, connector_status(runner.state)
+            )
+            await self._send_status(cp, connector_id, status, error, self._iso_now())
         while True:
-            self._status_wake.clear()
+            change = await self._status_changes.get()
             await self._transaction_messages_first()
-            for connector_id, runner in self._connectors.items():
-                status, error = connector_status(runner.state)
-                if self._status_sent.get(connector_id) != (status, error):
-                    await self._send_status(cp, connector_id, status, error)
-            await self._status_wake.wait()
+            await self._send_status(cp, *change)
 
     async def _transaction_messages_first(self) -> None:
         """Let a pending Start/StopTransaction go before the status change it caused, so the
@@ -216,17 +227,15 @@ class OcppV16Service:
                 await self._outbox_idle.wait()
 
     async def _send_status(
-        self, cp: V16ChargePoint, connector_id: int, status: str, error: str
+        self, cp: V16ChargePoint, connector_id: int, status: str, error: str, timestamp: str
     ) -> None:
         request = call.StatusNotification(
-            connector_id=connector_id, error_code=error, status=status, timestamp=self._iso_now()
+            connector_id=connector_id, error_code=error, status=status, timestamp=timestamp
         )
         try:
             await cp.call(request, suppress=False)
         except (OCPPError, TimeoutError) as exc:
             log.warning("StatusNotification failed: %s", exc)
-            return
-        self._status_sent[connector_id] = (status, error)
 
     async def _outbox(self, cp: V16ChargePoint) -> None:
         """Deliver transaction messages in order; each leaves the store only once answered."""

@@ -11,10 +11,12 @@ ERROR_CODES: dict[Fault, str] = {
     Fault.CONTACTOR_WELDED: "PowerSwitchFailure",
     Fault.CONTACTOR_STUCK_OPEN: "PowerSwitchFailure",
     Fault.OVER_TEMPERATURE: "HighTemperature",
+    Fault.OVER_CURRENT: "OverCurrentFailure",
     Fault.MCU_LINK_LOST: "InternalError",
     Fault.MCU_FAILSAFE: "InternalError",
     Fault.CP_DIODE: "EVCommunicationError",
     Fault.CP_STATE_E: "EVCommunicationError",
+    Fault.CP_STATE_F: "EVCommunicationError",
     Fault.METER_FAILURE: "PowerMeterFailure",
 }
 
@@ -23,6 +25,7 @@ _BY_PHASE = {
     Phase.WAITING_FOR_AUTH: "Preparing",
     Phase.WAITING_FOR_PLUG: "Preparing",
     Phase.SUSPENDED_EV: "SuspendedEV",
+    Phase.SUSPENDED_EVSE: "SuspendedEVSE",
     Phase.CHARGING: "Charging",
     Phase.STOPPING: "Finishing",
     Phase.FINISHED: "Finishing",
