@@ -72,6 +72,7 @@ class MeterConfig:
     """Energy meter over Modbus (hardware mode)."""
 
     model: str = "sdm630"
+    map_file: str = ""
     transport: Literal["tcp", "rtu"] = "rtu"
     host: str = "127.0.0.1"
     port: int = 502
@@ -91,6 +92,7 @@ class ContactorConfig:
     pin: int = 17
     feedback_pin: int = 27
     feedback_active_high: bool = True
+    feedback_check_s: float = 0.1
     pin_factory: str = ""
 
 
@@ -276,6 +278,16 @@ def _check_values(config: Config, path: Path) -> None:
             0.0 <= config.charging.c_debounce_s <= 2.5,
             "charging.c_debounce_s",
             "must be between 0 and 2.5 s (contactor must close within 3 s of C)",
+        ),
+        (
+            0.02 <= config.hal.contactor.feedback_check_s <= 2.0,
+            "hal.contactor.feedback_check_s",
+            "must be between 0.02 and 2 s",
+        ),
+        (
+            config.hal.meter.model != "custom" or bool(config.hal.meter.map_file),
+            "hal.meter.map_file",
+            'required when hal.meter.model = "custom"',
         ),
         (config.hal.meter.poll_interval_s > 0, "hal.meter.poll_interval_s", "must be > 0"),
         (config.hal.meter.timeout_s > 0, "hal.meter.timeout_s", "must be > 0"),

@@ -28,7 +28,9 @@ from evsed.charging.commands import (
 from evsed.charging.events import (
     AuthAccepted,
     AuthRejected,
+    CableRatingRead,
     CpStateChanged,
+    CurrentMeasured,
     Event,
     FaultCleared,
     FaultRaised,
@@ -53,8 +55,8 @@ from hal.types import (
 log = logging.getLogger(__name__)
 
 TICK_S = 0.1
-FEEDBACK_CHECK_S = 0.1  # weld / failed-to-close check after switching the coil
 METER_FAILURES_FOR_FAULT = 3
+METER_BACKOFF_MAX_S = 5.0
 
 
 class TransactionSink(Protocol):
@@ -86,6 +88,7 @@ class ConnectorRunner:
         clock: Callable[[], float],
         meter_poll_s: float = 1.0,
         meter_values_interval_s: float = 60.0,
+        feedback_check_s: float = 0.1,
     ) -> None:
         self.connector_id = connector_id
         self.state = ConnectorState(settings=settings)
@@ -94,6 +97,7 @@ class ConnectorRunner:
         self._pilot, self._contactor, self._meter = pilot, contactor, meter
         self._sink, self._authorize, self._clock = sink, authorize, clock
         self._meter_poll_s = meter_poll_s
+        self._feedback_check_s = feedback_check_s
         self._sample_interval_s = meter_values_interval_s
         self._control = PilotControl()
         self._work: asyncio.Queue[Callable[[], Awaitable[None]]] = asyncio.Queue()
@@ -155,6 +159,8 @@ class ConnectorRunner:
 
     def _on_pilot_status(self, status: PilotStatus) -> None:
         previous, self.pilot_status = self.pilot_status, status
+        if previous is None or previous.pp_max_current_a != status.pp_max_current_a:
+            self.feed(CableRatingRead(float(status.pp_max_current_a)))
         if previous is None or previous.cp_state != status.cp_state:
             self.feed(CpStateChanged(status.cp_state))
         was = _mcu_faults(previous.faults if previous else McuFault.NONE)
@@ -237,7 +243,7 @@ class ConnectorRunner:
                 )
                 self._set_fault(fault, True)
 
-        asyncio.get_running_loop().call_later(FEEDBACK_CHECK_S, check)
+        asyncio.get_running_loop().call_later(self._feedback_check_s, check)
 
     async def _run_authorize(self, tag: str) -> None:
         try:
@@ -273,21 +279,36 @@ class ConnectorRunner:
             self.feed(TimePassed())
 
     async def _meter_loop(self) -> None:
+        """Poll the meter; on errors retry with backoff, and after three in a row report
+        PowerMeterFailure (whether that stops charging is ``charging.require_meter``)."""
         while True:
             try:
                 reading = await self._meter.read()
             except MeterError as exc:
                 self._meter_failures += 1
+                log.warning(
+                    "connector %d: meter read failed (%d in a row): %s",
+                    self.connector_id,
+                    self._meter_failures,
+                    exc,
+                )
                 if self._meter_failures == METER_FAILURES_FOR_FAULT:
-                    log.error("connector %d: meter failed: %s", self.connector_id, exc)
                     self._set_fault(Fault.METER_FAILURE, True)
             else:
                 self.meter_reading = reading
                 self._first_reading.set()
                 if self._meter_failures:
+                    log.info("connector %d: meter readable again", self.connector_id)
                     self._meter_failures = 0
                     self._set_fault(Fault.METER_FAILURE, False)
-            await asyncio.sleep(self._meter_poll_s)
+                self.feed(CurrentMeasured(max(reading.current_a)))
+            await asyncio.sleep(self._meter_delay())
+
+    def _meter_delay(self) -> float:
+        if not self._meter_failures:
+            return self._meter_poll_s
+        backoff = self._meter_poll_s * float(2 ** min(self._meter_failures - 1, 5))
+        return min(backoff, max(METER_BACKOFF_MAX_S, self._meter_poll_s))
 
     async def _sampler(self) -> None:
         if self._sample_interval_s <= 0:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +17,7 @@ from evsed.charging.session import Settings
 from evsed.config import Config
 from evsed.connector import ConnectorRunner
 from evsed.control.server import ControlError, ControlServer
+from evsed.errors import ConfigError
 from evsed.ocpp.transport import CsmsLink
 from evsed.ocpp.v16.service import OcppV16Service
 from evsed.ocpp.v16.status import connector_status
@@ -23,6 +25,7 @@ from evsed.ocpp.v16.transactions import V16Transactions
 from evsed.store.db import Database
 from evsed.store.transactions import TransactionStore
 from hal.interfaces import Contactor, Meter, Pilot
+from hal.meter_maps import RegisterMap
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +49,6 @@ async def build_hardware(config: Config) -> Hardware:
     from hal.serial_pilot import SerialPilot
 
     hal = config.hal
-    if hal.meter.model not in MAPS:
-        from evsed.errors import ConfigError
-
-        known = ", ".join(sorted(MAPS))
-        raise ConfigError(config.source, "hal.meter.model", f"unknown meter; known: {known}")
     if hal.kind == "sim":
         from hal.sim.world import SimWorld
 
@@ -81,7 +79,7 @@ async def build_hardware(config: Config) -> Hardware:
     return Hardware(
         pilot=SerialPilot(hal.pilot.port, hal.pilot.baudrate),
         meter=ModbusMeter(
-            MAPS[m.model],
+            _register_map(config),
             transport=m.transport,
             host=m.host,
             port=m.port,
@@ -99,6 +97,22 @@ async def build_hardware(config: Config) -> Hardware:
             pin_factory=make_pin_factory(hal.contactor.pin_factory),
         ),
     )
+
+
+def _register_map(config: Config) -> RegisterMap:
+    """The meter's register map: a built-in one by name, or a custom one from a TOML file."""
+    from hal.meter_maps import MAPS, load_map_file
+
+    meter = config.hal.meter
+    if meter.model == "custom":
+        try:
+            return load_map_file(meter.map_file)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(config.source, "hal.meter.map_file", str(exc)) from None
+    if meter.model not in MAPS:
+        known = ", ".join([*sorted(MAPS), "custom"])
+        raise ConfigError(config.source, "hal.meter.model", f"unknown meter; known: {known}")
+    return MAPS[meter.model]
 
 
 class Daemon:
@@ -139,6 +153,7 @@ class Daemon:
             clock=loop.time,
             meter_poll_s=config.hal.meter.poll_interval_s,
             meter_values_interval_s=config.charging.meter_values_interval_s,
+            feedback_check_s=config.hal.contactor.feedback_check_s,
         )
         self.runners = {CONNECTOR_ID: runner}
         service = self.service = OcppV16Service(
@@ -239,6 +254,10 @@ class Daemon:
             case ["swipe", tag]:
                 runner.feed(TagPresented(tag))
                 return f"tag {tag} presented"
+            case ["stall", millis] if millis.isdigit() and int(millis) <= 10_000:
+                # Block the event loop, as a hung daemon would: the MCU's failsafe must act.
+                time.sleep(int(millis) / 1000)
+                return f"event loop stalled for {millis} ms"
             case ["network", "down" | "up" as updown]:
                 assert self.service is not None
                 self.service.link.set_network(updown == "up")

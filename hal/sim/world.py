@@ -25,7 +25,7 @@ from hal.types import CpState
 log = logging.getLogger(__name__)
 
 MCU_FAULTS = ("rcd", "overtemp", "mcu-silent", "diode")
-FAULTS = ("weld", "meter-offline", *MCU_FAULTS)
+FAULTS = ("weld", "meter-offline", "ev-overdraw", *MCU_FAULTS)
 
 
 class SimCommandError(ValueError):
@@ -77,11 +77,14 @@ class SimWorld:
         return int(self.meter.port)
 
     def drawn_current_a(self) -> float:
-        """What the car draws now: it obeys the PWM and needs closed contacts and state C/D."""
+        """What the car draws now: it needs closed contacts and state C/D, and obeys the PWM
+        unless the ``ev-overdraw`` fault makes it ignore the offered current."""
         if not self.contactor.contacts_closed:
             return 0.0
         if self.mcu.cp_state not in (CpState.C, CpState.D):
             return 0.0
+        if "ev-overdraw" in self.active_faults:
+            return self.ev_current_a
         return min(self.ev_current_a, duty_to_current(self.mcu.control.duty))
 
     def _load(self) -> tuple[float, float, float]:
@@ -132,6 +135,8 @@ class SimWorld:
             self.contactor.set_welded(active)
         elif name == "meter-offline":
             self.meter.set_offline(active)
+        elif name == "ev-overdraw":
+            pass  # read by drawn_current_a
         else:
             self.mcu.set_fault(name, active)
         if active:
