@@ -3,22 +3,9 @@
 from pathlib import Path
 
 import pytest
+from tests_support import charging, last_status
 
 from evsed.devcsms.harness import DevCsms, Evsed, wait_for
-
-
-def charging(evsed: Evsed) -> None:
-    wait_for(lambda: evsed.status()["ocpp"]["registration"] == "Accepted", what="boot")
-    evsed.sim("plug")
-    evsed.sim("swipe", "04E91C2A")
-    evsed.sim("ev-state", "C")
-    wait_for(lambda: evsed.connector()["contactor_closed"], what="contactor closed")
-
-
-def last_status(csms: DevCsms) -> tuple[str, str] | None:
-    sent = [m["payload"] for m in csms.calls("CP01", "StatusNotification")]
-    sent = [p for p in sent if p["connectorId"] == 1]
-    return (sent[-1]["status"], sent[-1]["errorCode"]) if sent else None
 
 
 @pytest.mark.parametrize(
@@ -28,6 +15,7 @@ def last_status(csms: DevCsms) -> tuple[str, str] | None:
         ("overtemp", "HighTemperature", "over-temperature"),
         ("meter-offline", "PowerMeterFailure", "meter-failure"),
         ("mcu-silent", "InternalError", "mcu-link-lost"),
+        ("diode", "EVCommunicationError", "cp-diode"),
     ],
 )
 def test_fault_while_charging_opens_contactor_and_reports_faulted(

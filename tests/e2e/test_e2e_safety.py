@@ -1,0 +1,62 @@
+"""Safety reactions of the daemon process (IEC 61851-1 Annex A, DESIGN.md fault table)."""
+
+from pathlib import Path
+
+from tests_support import charging, last_status
+
+from evsed.devcsms.harness import DevCsms, Evsed, wait_for
+
+
+def test_state_e_opens_contactor_with_ev_communication_error(tmp_path: Path, csms: DevCsms) -> None:
+    evsed = Evsed.start(tmp_path, csms.ws_url)
+    try:
+        charging(evsed)
+        evsed.sim("ev-state", "E")
+        wait_for(lambda: "cp-state-e" in evsed.connector()["faults"], what="state E fault")
+        assert not evsed.connector()["contactor_closed"]
+        wait_for(lambda: last_status(csms) == ("Faulted", "EVCommunicationError"), what="Faulted")
+        evsed.sim("ev-state", "C")
+        wait_for(lambda: evsed.connector()["contactor_closed"], what="charging again")
+    finally:
+        assert evsed.stop() == 0
+
+
+def test_overcurrent_for_7s_stops_with_overcurrent_failure(tmp_path: Path, csms: DevCsms) -> None:
+    evsed = Evsed.start(tmp_path, csms.ws_url)
+    try:
+        charging(evsed)  # offered 16 A
+        evsed.sim("ev-current", "20")
+        evsed.sim("fault", "ev-overdraw")  # the car ignores the PWM and draws 20 A
+        wait_for(lambda: (evsed.connector()["power_w"] or 0) > 13000, what="overdraw")
+        assert evsed.connector()["contactor_closed"]  # tolerated for 7 s
+        wait_for(
+            lambda: "over-current" in evsed.connector()["faults"], timeout=12, what="over-current"
+        )
+        assert not evsed.connector()["contactor_closed"]
+        wait_for(lambda: last_status(csms) == ("Faulted", "OverCurrentFailure"), what="Faulted")
+        evsed.sim("clear", "ev-overdraw")
+        evsed.sim("unplug")  # over-current clears when the car leaves
+        wait_for(lambda: not evsed.connector()["faults"], what="cleared on unplug")
+        wait_for(lambda: last_status(csms) == ("Available", "NoError"), what="Available")
+    finally:
+        assert evsed.stop() == 0
+
+
+def test_stalled_daemon_trips_the_mcu_failsafe_then_recovers(tmp_path: Path, csms: DevCsms) -> None:
+    evsed = Evsed.start(tmp_path, csms.ws_url)
+    try:
+        charging(evsed)
+        assert evsed.sim("stall", "800") == "event loop stalled for 800 ms"
+        # The MCU saw no host frame for 500 ms: it opened the relay path and latched
+        # host_timeout; the daemon reports it and then acknowledges it.
+        wait_for(lambda: _saw_status(csms, ("Faulted", "InternalError")), what="InternalError")
+        assert "host_timeout" in evsed.log().lower() or "HOST_TIMEOUT" in evsed.log()
+        wait_for(lambda: evsed.connector()["contactor_closed"], what="charging resumes")
+        assert not evsed.connector()["faults"]
+    finally:
+        assert evsed.stop() == 0
+
+
+def _saw_status(csms: DevCsms, wanted: tuple[str, str]) -> bool:
+    sent = [m["payload"] for m in csms.calls("CP01", "StatusNotification")]
+    return any((p["status"], p["errorCode"]) == wanted for p in sent if p["connectorId"] == 1)
