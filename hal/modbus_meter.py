@@ -5,6 +5,11 @@ The driver reads every value of the map in a few block requests, decodes them wi
 an energy counter running backwards): a wrong energy value would end up on an invoice, so
 :class:`hal.errors.MeterError` is better than a guess. It reconnects on its own; the caller
 only has to keep calling :meth:`ModbusMeter.read`.
+
+Every failure says its cause: silence, a CRC error or garbage on the RS-485 line (pymodbus
+drops such frames without a word, so the driver looks at the bytes itself), an answer from
+another device id, a Modbus exception response (Modbus Application Protocol §7), a lost
+connection, or an implausible value.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Final
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.constants import ExcCodes
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+from pymodbus.framer import FramerRTU
 from pymodbus.pdu import ModbusPDU
 
 from hal.errors import MeterError
@@ -35,6 +41,17 @@ MAX_FREQUENCY_HZ: Final = 100.0
 MAX_ENERGY_WH: Final = 1e12
 
 _PHASES: Final = ("l1", "l2", "l3")
+
+# What a meter most likely means by an exception code (Modbus Application Protocol §7).
+_EXCEPTION_HINTS: Final[dict[int, str]] = {
+    1: "function code not supported, check the map's function_code",
+    2: "no such register, wrong model or map",
+    3: "request refused, the block may be too long for this meter (max_block)",
+    4: "the meter reports an internal failure",
+    6: "the meter is busy",
+    10: "the gateway has no path to the meter",
+    11: "the gateway got no answer from the meter on its RS-485 side",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,11 +88,38 @@ def plan_reads(register_map: RegisterMap) -> list[ReadBlock]:
     return blocks
 
 
-def _exception_name(code: int) -> str:
+def describe_exception(code: int) -> str:
+    """Name a Modbus exception code and what it most likely means for a meter."""
     try:
-        return ExcCodes(code).name
+        name = ExcCodes(code).name
     except ValueError:
-        return "unknown"
+        name = "unknown"
+    hint = _EXCEPTION_HINTS.get(code)
+    return f"{code} ({name}: {hint})" if hint else f"{code} ({name})"
+
+
+def describe_bad_answer(data: bytes, device_id: int, function_code: int) -> str:
+    """Name what is wrong with ``data``, bytes an RTU meter sent that formed no valid answer.
+
+    ``data`` starts where a response frame should start: device id, function code (with
+    0x80 set for an exception), byte count, registers, CRC-16 (Modbus over Serial Line
+    §2.5.1). A CRC error points at noise, termination or a second master on the line;
+    garbage at a wrong baud rate or parity; another device id at two meters sharing an id.
+    """
+    if len(data) >= 2 and data[1] == function_code | 0x80:
+        size = 5  # id, function code, exception code, CRC
+    elif len(data) >= 3 and data[1] == function_code:
+        size = 5 + data[2]  # id, function code, byte count, registers, CRC
+    else:
+        return f"{len(data)} bytes of garbage (wrong baud rate or parity?)"
+    if len(data) < size:
+        return f"a truncated answer ({len(data)} of {size} bytes)"
+    crc = FramerRTU.compute_CRC(data[: size - 2]).to_bytes(2, "big")
+    if crc != data[size - 2 : size]:
+        return "an answer with a CRC error"
+    if data[0] != device_id:
+        return f"an answer from device id {data[0]}, not {device_id}"
+    return f"an answer that pymodbus could not decode ({len(data)} bytes)"
 
 
 class ModbusMeter:
@@ -83,6 +127,11 @@ class ModbusMeter:
 
     ``timeout`` applies to each attempt and ``retries`` counts the extra attempts per
     request, so a silent meter is reported after about ``timeout * (retries + 1)``.
+    Those pymodbus retries, sent back to back, are the only retrying done here: there is
+    no loop and no backoff in the driver, and a failed :meth:`read` raises at once. Polling
+    again later, backing off, and deciding when a run of failures becomes a fault
+    (PowerMeterFailure) is the caller's job; see docs/meters.md. For the same reason the
+    caller logs the :class:`MeterError`; the driver logs failures at DEBUG only.
     The energy counters must never decrease: the last accepted values are kept for the
     life of this object (also across :meth:`stop`/:meth:`start`), so a meter that was
     swapped or reset keeps failing until the daemon builds a new driver.
@@ -134,6 +183,7 @@ class ModbusMeter:
         self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
         self._lock = asyncio.Lock()
         self._failing = False
+        self._received = b""  # bytes received for the request in flight, to name a failure
         self._last_import_wh: float | None = None
         self._last_export_wh: float | None = None
         if transport == "tcp":
@@ -185,7 +235,7 @@ class ModbusMeter:
             except MeterError as exc:
                 raise self._failed(str(exc)) from exc.__cause__
             if self._failing:
-                log.info("meter %s: readable again", self._where)
+                log.debug("meter %s: readable again", self._where)
                 self._failing = False
             self._last_import_wh = reading.energy_import_wh
             if reading.energy_export_wh is not None:
@@ -223,6 +273,7 @@ class ModbusMeter:
                     timeout=self._timeout,
                     retries=self._retries,
                     reconnect_delay=0,
+                    trace_packet=self._trace_packet,
                 )
             else:
                 self._client = AsyncModbusSerialClient(
@@ -233,8 +284,25 @@ class ModbusMeter:
                     timeout=self._timeout,
                     retries=self._retries,
                     reconnect_delay=0,
+                    trace_packet=self._trace_packet,
                 )
         return self._client
+
+    def _trace_packet(self, sending: bool, data: bytes) -> bytes:
+        # pymodbus passes its whole receive buffer each time bytes arrive; the last one
+        # before it gives up is what the meter sent.
+        if not sending and data:
+            self._received = data
+        return data
+
+    def _no_answer_cause(self, block: ReadBlock, exc: ModbusIOException) -> str:
+        """Why ``block`` got no valid answer, from the bytes that did come back."""
+        received = self._received
+        if not received:
+            return f"silent for {self._retries + 1} attempt(s) of {self._timeout:g} s"
+        if self._transport == "rtu":
+            return "received " + describe_bad_answer(received, self._device_id, block.function_code)
+        return f"received {len(received)} bytes but no usable answer ({exc})"
 
     def _drop_connection(self) -> None:
         """Forget a TCP connection after a fault; a late answer must not pair with a new request.
@@ -258,6 +326,7 @@ class ModbusMeter:
         self, client: AsyncModbusTcpClient | AsyncModbusSerialClient, block: ReadBlock
     ) -> list[int]:
         what = f"FC{block.function_code} {block.address:#06x}+{block.count}"
+        self._received = b""
         try:
             response: ModbusPDU
             if block.function_code == 4:
@@ -269,10 +338,11 @@ class ModbusMeter:
                     block.address, count=block.count, device_id=self._device_id
                 )
         except ModbusIOException as exc:
-            # No (valid) answer after every attempt; on RTU this includes CRC errors, which
-            # pymodbus' framer drops.
+            # No valid answer after every attempt; pymodbus' RTU framer drops frames with a
+            # bad CRC and frames of other device ids, so this covers those too.
             self._drop_connection()
-            raise MeterError(f"no valid answer to {what}: {exc}") from exc
+            cause = self._no_answer_cause(block, exc)
+            raise MeterError(f"no valid answer to {what}: {cause}") from exc
         except (ConnectionException, OSError) as exc:
             self._drop_connection()
             raise MeterError(f"connection lost during {what}: {exc}") from exc
@@ -280,9 +350,10 @@ class ModbusMeter:
             raise MeterError(f"{what} failed: {exc}") from exc
         if response.isError():
             code = response.exception_code
-            raise MeterError(
-                f"{what} answered with Modbus exception {code} ({_exception_name(code)})"
-            )
+            raise MeterError(f"{what} answered with Modbus exception {describe_exception(code)}")
+        if response.function_code != block.function_code:
+            # pymodbus pairs any frame of the right device id with the request in flight.
+            raise MeterError(f"{what} answered with function code {response.function_code}")
         registers = list(response.registers)
         if len(registers) != block.count:
             raise MeterError(f"{what} answered {len(registers)} registers")
@@ -291,9 +362,9 @@ class ModbusMeter:
     # -- sanity -------------------------------------------------------------------------
 
     def _failed(self, message: str) -> MeterError:
-        """Log the first failure of a series (not every poll) and build the error."""
+        """Build the error; the caller logs it, so the driver only notes it at DEBUG."""
         if not self._failing:
-            log.warning("meter %s: %s", self._where, message)
+            log.debug("meter %s: failing: %s", self._where, message)
             self._failing = True
         else:
             log.debug("meter %s: still failing: %s", self._where, message)

@@ -52,7 +52,8 @@ def encode(register: Register, value: float) -> list[int]:
 
 
 class SimMeterServer:
-    """Simulated Modbus TCP energy meter (see module docstring).
+    """Simulated Modbus energy meter serving any :data:`~hal.meter_maps.MAPS` entry or custom
+    map, over TCP or RTU (see module docstring).
 
     ``set_offline(True)`` makes the meter go silent: the server keeps accepting
     connections and requests but drops every response, so clients see timeouts, as with

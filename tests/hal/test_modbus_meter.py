@@ -1,34 +1,32 @@
-"""ModbusMeter against a real pymodbus server (SimMeterServer) on 127.0.0.1, and the maps."""
+"""ModbusMeter against a real pymodbus server (SimMeterServer): TCP on 127.0.0.1, RTU on ptys.
+
+Every built-in map is read over both transports; the maps themselves (decoding, custom maps,
+TOML files) are tested without a bus in test_meter_maps.py.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import math
 import os
-import struct
 import time
 import tty
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Literal
 
 import pytest
-from pymodbus.client import AsyncModbusTcpClient
 
 from hal.errors import MeterError
-from hal.meter_maps import (
-    DATATYPES,
-    MAPS,
-    Register,
-    RegisterMap,
-    decode,
-    map_from_dict,
-    register_count,
-)
-from hal.modbus_meter import ModbusMeter, ReadBlock, plan_reads
-from hal.sim.meter import SimMeterServer, encode
+from hal.meter_maps import MAPS, RegisterMap, load_map_file, map_from_dict
+from hal.modbus_meter import ModbusMeter, ReadBlock, describe_exception, plan_reads
+from hal.sim.meter import SimMeterServer
 
 TIMEOUT_S = 0.2
 RETRIES = 1
+EXAMPLE_MAP = Path(__file__).parents[2] / "docs" / "examples" / "custom-meter.toml"
 
 
 class FakeClock:
@@ -62,13 +60,6 @@ def make_meter(port: int, register_map: RegisterMap | None = None) -> ModbusMete
     )
 
 
-def words(fmt: str, value: float, *, low_word_first: bool = False) -> list[int]:
-    """Raw registers of ``value`` packed big-endian with ``fmt``, built here on purpose."""
-    data = struct.pack(f">{fmt}", value)
-    regs = [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
-    return regs[::-1] if low_word_first else regs
-
-
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
@@ -93,6 +84,65 @@ async def meter(sim: SimMeterServer) -> AsyncIterator[ModbusMeter]:
     await driver.start()
     yield driver
     await driver.stop()
+
+
+@contextlib.asynccontextmanager
+async def meter_link(
+    transport: Literal["tcp", "rtu"],
+    register_map: RegisterMap,
+    load: Load,
+    clock: FakeClock,
+    *,
+    device_id: int = 1,
+    initial_energy_wh: float = 0.0,
+    voltage_v: float = 230.0,
+    frequency_hz: float = 50.0,
+) -> AsyncIterator[tuple[SimMeterServer, ModbusMeter, PtyNullModem | None]]:
+    """A started simulator serving ``register_map`` and a driver talking to it."""
+    cable = PtyNullModem() if transport == "rtu" else None
+    server = SimMeterServer(
+        load,
+        register_map=register_map,
+        device_id=device_id,
+        initial_energy_wh=initial_energy_wh,
+        voltage_v=voltage_v,
+        frequency_hz=frequency_hz,
+        clock=clock,
+        serial_port=cable.meter_path if cable else "",
+    )
+    try:
+        await server.start()
+        driver = ModbusMeter(
+            register_map,
+            transport=transport,
+            port=server.port,
+            serial_port=cable.client_path if cable else "",
+            device_id=device_id,
+            timeout=TIMEOUT_S,
+            retries=RETRIES,
+        )
+        try:
+            yield server, driver, cable
+        finally:
+            await driver.stop()
+    finally:
+        await server.stop()
+        if cable:
+            cable.close()
+
+
+def rtu_frame(*payload: int) -> bytes:
+    """An RTU frame with its CRC-16 (polynomial 0xA001, start 0xFFFF, low byte first).
+
+    Computed here rather than with pymodbus, so the driver's CRC check is tested against
+    Modbus over Serial Line §6.2.2, not against itself.
+    """
+    crc = 0xFFFF
+    for byte in payload:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return bytes(payload) + crc.to_bytes(2, "little")
 
 
 # -- reading the simulator ---------------------------------------------------------------
@@ -155,6 +205,63 @@ async def test_every_map_reads_back_through_the_wire(load: Load) -> None:
         assert reading.energy_import_wh == pytest.approx(52_000.0, abs=10.0), name
         if name != "sdm120":
             assert reading.power_w == pytest.approx(230.0 * 24.0), name
+
+
+@pytest.mark.parametrize("transport", ["tcp", "rtu"])
+@pytest.mark.parametrize("model", sorted(MAPS))
+async def test_every_map_decodes_what_the_simulator_serves(
+    model: str, transport: Literal["tcp", "rtu"], clock: FakeClock
+) -> None:
+    register_map = MAPS[model]
+    three_phase = register_map.current_l2 is not None
+    load = Load()
+    load.amps = (12.0, 8.0, 4.0) if three_phase else (12.0, 0.0, 0.0)
+    async with meter_link(
+        transport,
+        register_map,
+        load,
+        clock,
+        device_id=7,
+        initial_energy_wh=52_300.0,
+        voltage_v=231.5,
+        frequency_hz=49.9,
+    ) as (server, driver, _):
+        reading = await driver.read()
+        served_wh = server.energy_wh
+    if three_phase:
+        assert reading.voltage_v == pytest.approx((231.5, 231.5, 231.5))
+        assert reading.current_a == pytest.approx((12.0, 8.0, 4.0))
+        assert reading.power_per_phase_w == pytest.approx((2778.0, 1852.0, 926.0))
+        assert reading.power_w == pytest.approx(231.5 * 24.0)
+    else:
+        assert reading.voltage_v == pytest.approx((231.5, 0.0, 0.0))
+        assert reading.current_a == pytest.approx((12.0, 0.0, 0.0))
+        assert reading.power_per_phase_w == pytest.approx((2778.0, 0.0, 0.0))
+        assert reading.power_w == pytest.approx(2778.0)
+    assert reading.frequency_hz == pytest.approx(49.9)
+    assert reading.energy_import_wh == pytest.approx(52_300.0, abs=0.01)
+    assert reading.energy_import_wh == pytest.approx(served_wh, abs=0.01)
+    if register_map.energy_export is None:
+        assert reading.energy_export_wh is None
+    else:
+        assert reading.energy_export_wh == 0.0
+
+
+async def test_example_custom_map_file_reads_an_sdm630(load: Load, clock: FakeClock) -> None:
+    custom = load_map_file(EXAMPLE_MAP)
+    load.amps = (16.0, 10.0, 6.0)
+    link = meter_link("tcp", MAPS["sdm630"], load, clock, initial_energy_wh=7_500.0)
+    async with link as (server, builtin, _):
+        expected = await builtin.read()
+        driver = make_meter(server.port, custom)
+        try:
+            reading = await driver.read()
+        finally:
+            await driver.stop()
+    assert reading == expected
+    assert reading.current_a == pytest.approx((16.0, 10.0, 6.0))
+    assert reading.power_per_phase_w == pytest.approx((3680.0, 2300.0, 1380.0))
+    assert reading.energy_import_wh == pytest.approx(7_500.0, abs=0.01)
 
 
 def test_sdm630_is_read_in_three_block_requests() -> None:
@@ -270,10 +377,13 @@ class PtyNullModem:
     """Two pty pairs joined master to master: a serial cable between two device paths.
 
     ``corrupt_replies`` flips the last byte (the CRC) of everything the meter side sends.
+    ``answer``, when set, is sent back for every request instead of passing the request on
+    to the meter, so a test can put any bytes on the line.
     """
 
     def __init__(self) -> None:
         self.corrupt_replies = False
+        self.answer: bytes | None = None
         self._fds: list[int] = []
         meter_master, self.meter_path = self._open()
         client_master, self.client_path = self._open()
@@ -293,6 +403,9 @@ class PtyNullModem:
         try:
             data = os.read(source, 4096)
         except (BlockingIOError, OSError):
+            return
+        if not from_meter and self.answer is not None:
+            os.write(source, self.answer)
             return
         if from_meter and self.corrupt_replies and data:
             data = data[:-1] + bytes([data[-1] ^ 0xFF])
@@ -324,9 +437,10 @@ async def test_rtu_reads_and_reports_crc_errors_as_meter_errors(load: Load) -> N
         assert (await driver.read()).power_w == pytest.approx(230.0 * 48.0)
         cable.corrupt_replies = True
         started = time.monotonic()
-        with pytest.raises(MeterError, match="no valid answer"):
+        with pytest.raises(MeterError, match="no valid answer") as caught:
             await driver.read()
         assert time.monotonic() - started < TIMEOUT_S * (RETRIES + 1) + 0.3
+        assert "CRC error" in str(caught.value)
         cable.corrupt_replies = False
         assert (await driver.read()).current_a == pytest.approx((16.0, 16.0, 16.0))
     finally:
@@ -335,138 +449,64 @@ async def test_rtu_reads_and_reports_crc_errors_as_meter_errors(load: Load) -> N
         cable.close()
 
 
-# -- decoding, independent of the wire ---------------------------------------------------
+# The first request of an SDM630 read: device 1, FC4, 36 bytes (18 registers).
+_GOOD_ANSWER = rtu_frame(1, 4, 36, *bytes(36))
 
 
 @pytest.mark.parametrize(
-    ("map_name", "field", "regs", "expected"),
+    ("answer", "cause"),
     [
-        ("sdm630", "voltage_l1", words("f", 231.5), 231.5),
-        ("sdm630", "power_total", words("f", -1234.5), -1234.5),
-        ("sdm630", "energy_import", words("f", 12.5), 12_500.0),
-        ("sdm120", "current_l1", words("f", 7.25), 7.25),
-        ("sdm120", "energy_export", words("f", 3.0), 3_000.0),
-        ("em340", "voltage_l1", words("i", 2305, low_word_first=True), 230.5),
-        ("em340", "current_l2", words("i", 16_123, low_word_first=True), 16.123),
-        ("em340", "power_total", words("i", -123_456, low_word_first=True), -12_345.6),
-        ("em340", "energy_import", words("i", 0x0012_3456, low_word_first=True), 119_304_600.0),
-        ("em340", "frequency", words("h", 499), 49.9),
-        ("abb_b23", "voltage_l3", words("I", 2_298), 229.8),
-        ("abb_b23", "current_l1", words("I", 1_600), 16.0),
-        ("abb_b23", "power_total", words("i", -70_000), -700.0),
         (
-            "abb_b23",
-            "energy_import",
-            words("Q", 0x0001_0000_0002_0003),
-            0x0001_0000_0002_0003 * 10.0,
+            _GOOD_ANSWER[:-1] + bytes([_GOOD_ANSWER[-1] ^ 0xFF]),
+            "received an answer with a CRC error",
         ),
-        ("abb_b23", "frequency", words("H", 5_001), 50.01),
+        (bytes(range(0x28, 0x46)), "received 30 bytes of garbage"),
+        (rtu_frame(2, 4, 36, *bytes(36)), "received an answer from device id 2, not 1"),
+        (_GOOD_ANSWER[:5], r"received a truncated answer \(5 of 41 bytes\)"),
+        (rtu_frame(1, 0x84, 6), r"Modbus exception 6 \(DEVICE_BUSY: the meter is busy\)"),
+        (rtu_frame(1, 0x84, 11), r"exception 11 \(GATEWAY_NO_RESPONSE: the gateway got no"),
+        (rtu_frame(1, 3, 36, *bytes(36)), "answered with function code 3"),
     ],
+    ids=["crc", "garbage", "other-id", "truncated", "busy", "gateway", "wrong-function"],
 )
-def test_decode_matches_independently_packed_values(
-    map_name: str, field: str, regs: list[int], expected: float
+async def test_rtu_line_faults_are_meter_errors_naming_the_cause(
+    answer: bytes, cause: str, load: Load, clock: FakeClock
 ) -> None:
-    register = getattr(MAPS[map_name], field)
-    assert decode(register, regs) == pytest.approx(expected)
+    async with meter_link("rtu", MAPS["sdm630"], load, clock) as (_, driver, cable):
+        assert cable is not None
+        await driver.read()
+        cable.answer = answer
+        with pytest.raises(MeterError, match=f"FC4 0x0000\\+18.*{cause}"):
+            await driver.read()
+        cable.answer = None
+        assert (await driver.read()).voltage_v == pytest.approx((230.0, 230.0, 230.0))
 
 
-def test_decode_agrees_with_pymodbus_conversion() -> None:
-    convert = AsyncModbusTcpClient.convert_from_registers
-    datatype = AsyncModbusTcpClient.DATATYPE
-    for order in ("big", "little"):
-        regs = words("q", -0x0102_0304_0506, low_word_first=order == "little")
-        register = Register(0, 3, "int64", order)
-        assert decode(register, regs) == convert(regs, datatype.INT64, word_order=order)
-        regs = words("f", 49.75, low_word_first=order == "little")
-        register = Register(0, 4, "float32", order)
-        assert decode(register, regs) == convert(regs, datatype.FLOAT32, word_order=order)
+async def test_rtu_exception_response_of_the_meter_is_a_meter_error(
+    load: Load, clock: FakeClock
+) -> None:
+    async with meter_link("rtu", MAPS["sdm630"], load, clock) as (_, sdm630, cable):
+        assert cable is not None
+        # SDM630 "total kWh" (0x156) lies outside what the simulator serves.
+        total = dataclasses.replace(
+            MAPS["sdm630"],
+            energy_import=dataclasses.replace(MAPS["sdm630"].energy_import, address=0x156),
+        )
+        driver = ModbusMeter(
+            total, transport="rtu", serial_port=cable.client_path, timeout=TIMEOUT_S, retries=0
+        )
+        try:
+            with pytest.raises(MeterError, match=r"FC4 0x0156\+2 answered with Modbus exception 2"):
+                await driver.read()
+        finally:
+            await driver.stop()
+        assert (await sdm630.read()).frequency_hz == pytest.approx(50.0)  # the line is fine
 
 
-def test_simulator_encoding_round_trips_every_field() -> None:
-    for register_map in MAPS.values():
-        for name, register in register_map.registers().items():
-            value = 123.4 if register.datatype != "uint64" else 5_000.0
-            assert decode(register, encode(register, value)) == pytest.approx(
-                value, rel=1e-6, abs=abs(register.scale)
-            ), (register_map.name, name)
-
-
-def test_decode_rejects_wrong_register_count() -> None:
-    with pytest.raises(ValueError, match="needs 2 registers"):
-        decode(MAPS["sdm630"].voltage_l1, [0])
-
-
-def test_register_count_of_every_datatype() -> None:
-    expected = {"int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "float32": 2}
-    expected |= {"int64": 4, "uint64": 4}
-    assert {datatype: register_count(datatype) for datatype in DATATYPES} == expected
-    with pytest.raises(ValueError, match="float64"):
-        register_count("float64")
-
-
-# -- custom maps ---------------------------------------------------------------------------
-
-SDM630_AS_DICT = {
-    "name": "my-sdm630",
-    "function_code": 4,
-    "datatype": "float32",
-    "word_order": "big",
-    "voltage_l1": 0x00,
-    "voltage_l2": 0x02,
-    "voltage_l3": 0x04,
-    "current_l1": 0x06,
-    "current_l2": 0x08,
-    "current_l3": 0x0A,
-    "power_l1": 0x0C,
-    "power_l2": 0x0E,
-    "power_l3": 0x10,
-    "power_total": 0x34,
-    "frequency": 0x46,
-    "energy_import": {"address": 0x48, "scale": 1000},
-    "energy_export": {"address": 0x4A, "scale": 1000.0},
-}
-
-
-def test_map_from_dict_builds_the_same_map_as_the_builtin() -> None:
-    custom = map_from_dict(SDM630_AS_DICT)
-    assert custom.registers() == MAPS["sdm630"].registers()
-    assert custom.name == "my-sdm630"
-
-
-def test_map_from_dict_per_register_settings_override_defaults() -> None:
-    custom = map_from_dict(
-        {
-            **SDM630_AS_DICT,
-            "frequency": {"address": 0x33, "datatype": "int16", "scale": 0.1},
-            "power_total": {"address": 0x28, "datatype": "int32", "word_order": "little"},
-        }
-    )
-    assert custom.frequency == Register(0x33, 4, "int16", "big", 0.1)
-    assert custom.power_total == Register(0x28, 4, "int32", "little", 1.0)
-
-
-@pytest.mark.parametrize(
-    ("change", "names"),
-    [
-        ({"energy_import": None}, "energy_import"),
-        ({"voltage_l1": {"address": 0, "datatype": "float64"}}, "voltage_l1.*float64"),
-        ({"current_l2": {"address": 8, "function_code": 6}}, "current_l2.*function_code"),
-        ({"power_l1": {"address": "0x0C"}}, "power_l1.*address"),
-        ({"power_l2": {"address": 0x0E, "scael": 2}}, "power_l2.*scael"),
-        ({"power_l3": {"scale": 2}}, "power_l3.*address"),
-        ({"frequency": {"address": 0x46, "word_order": "middle"}}, "frequency.*word_order"),
-        ({"energy_export": {"address": 0x4A, "scale": 0}}, "energy_export.*scale"),
-        ({"voltage_l3": 0xFFFF}, "voltage_l3.*address"),
-        ({"voltage": 0x00}, "unknown field.*voltage"),
-        ({"max_gap": -1}, "max_gap"),
-        ({"name": ""}, "name"),
-    ],
-)
-def test_map_from_dict_errors_name_the_field(change: dict[str, object], names: str) -> None:
-    spec = {**SDM630_AS_DICT, **change}
-    spec = {key: value for key, value in spec.items() if value is not None}
-    with pytest.raises(ValueError, match=names):
-        map_from_dict(spec)
+def test_exception_codes_are_named_even_when_unknown() -> None:
+    assert describe_exception(2) == "2 (ILLEGAL_ADDRESS: no such register, wrong model or map)"
+    assert describe_exception(5) == "5 (ACKNOWLEDGE)"
+    assert describe_exception(99) == "99 (unknown)"
 
 
 def test_driver_rejects_bad_settings() -> None:
