@@ -129,3 +129,24 @@ def test_example_file_documents_every_key() -> None:
             above = lines[i - 1]
             documented = above.startswith("#") or re.match(r"^\w+ = ", above)
             assert documented, f"key on line {i + 1} has no comment above it: {line}"
+
+
+def test_daemon_exits_78_on_a_broken_custom_meter_map(tmp_path: Path) -> None:
+    bad_map = tmp_path / "meter.toml"
+    bad_map.write_text('energy_import = { address = 72, datatype = "float64" }\n')
+    path = write(
+        tmp_path,
+        MINIMAL.replace('kind = "sim"', 'kind = "hardware"')
+        + f'[hal.meter]\nmodel = "custom"\nmap_file = "{bad_map}"\n',
+    )
+    text = path.read_text().replace('id = "cp-1"', f'id = "cp-1"\nstate_dir = "{tmp_path}"')
+    path.write_text(text)
+    result = _run_daemon("--config", str(path))
+    assert result.returncode == EXIT_CONFIG
+    assert "hal.meter.map_file" in result.stderr
+    assert "meter.toml" in result.stderr
+
+
+def test_custom_meter_model_needs_a_map_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"hal\.meter\.map_file: required when"):
+        load_config(write(tmp_path, MINIMAL + '[hal.meter]\nmodel = "custom"\n'))
