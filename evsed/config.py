@@ -103,6 +103,9 @@ class SimConfig:
     voltage_v: float = 230.0
     cable_rating_a: int = 32
     meter_port: int = 0
+    simulate_pilot: bool = True
+    simulate_meter: bool = True
+    simulate_contactor: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -102,6 +102,7 @@ class ConnectorRunner:
         self._control = PilotControl()
         self._work: asyncio.Queue[Callable[[], Awaitable[None]]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
+        self._feedback_check: asyncio.TimerHandle | None = None
         self._listeners: list[Callable[[ConnectorRunner], None]] = []
         self._meter_failures = 0
         self._first_reading = asyncio.Event()
@@ -128,6 +129,8 @@ class ConnectorRunner:
         self._contactor.open()
         self._control = PilotControl(duty=DUTY_OFF, allow_power=False)
         self._pilot.set_control(self._control)
+        if self._feedback_check is not None:
+            self._feedback_check.cancel()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -234,8 +237,6 @@ class ConnectorRunner:
 
     def _check_feedback_later(self, *, expect_closed: bool) -> None:
         def check() -> None:
-            if self._contactor.commanded_closed != expect_closed:
-                return  # switched again since; that switch schedules its own check
             if self._contactor.feedback_closed != expect_closed:
                 fault = Fault.CONTACTOR_STUCK_OPEN if expect_closed else Fault.CONTACTOR_WELDED
                 log.error(
@@ -243,7 +244,10 @@ class ConnectorRunner:
                 )
                 self._set_fault(fault, True)
 
-        asyncio.get_running_loop().call_later(self._feedback_check_s, check)
+        # A newer switch replaces the pending check: only the last command's outcome matters.
+        if self._feedback_check is not None:
+            self._feedback_check.cancel()
+        self._feedback_check = asyncio.get_running_loop().call_later(self._feedback_check_s, check)
 
     async def _run_authorize(self, tag: str) -> None:
         try:

@@ -42,60 +42,85 @@ class Hardware:
 
 
 async def build_hardware(config: Config) -> Hardware:
-    """The same drivers in both modes; in sim mode they talk to simulators over real transports."""
-    from hal.gpio_contactor import GpioContactor, make_pin_factory
+    """The same drivers in both modes. In sim mode they talk to simulators over real
+    transports; ``[hal.sim]`` can swap any part for the real device configured for it."""
+    from hal.gpio_contactor import GpioContactor
     from hal.meter_maps import MAPS
     from hal.modbus_meter import ModbusMeter
     from hal.serial_pilot import SerialPilot
 
     hal = config.hal
-    if hal.kind == "sim":
-        from hal.sim.world import SimWorld
-
-        world = SimWorld(
-            coil_pin=hal.contactor.pin,
-            feedback_pin=hal.contactor.feedback_pin,
-            voltage_v=hal.sim.voltage_v,
-            phases=config.charging.phases,
-            cable_rating_a=hal.sim.cable_rating_a,
-            meter_port=hal.sim.meter_port,
-        )
-        await world.start()
+    if hal.kind == "hardware":
         return Hardware(
-            pilot=SerialPilot(world.pilot_port, hal.pilot.baudrate),
-            meter=ModbusMeter(
-                MAPS["sdm630"],
-                transport="tcp",
-                host="127.0.0.1",
-                port=world.meter_port,
-                timeout=hal.meter.timeout_s,
-            ),
-            contactor=GpioContactor(
-                hal.contactor.pin, hal.contactor.feedback_pin, pin_factory=world.pin_factory
-            ),
-            world=world,
+            pilot=SerialPilot(hal.pilot.port, hal.pilot.baudrate),
+            meter=_real_meter(config),
+            contactor=_real_contactor(config),
         )
-    m = hal.meter
+    from hal.sim.world import SimWorld
+
+    sim = hal.sim
+    world = SimWorld(
+        coil_pin=hal.contactor.pin,
+        feedback_pin=hal.contactor.feedback_pin,
+        voltage_v=sim.voltage_v,
+        phases=config.charging.phases,
+        cable_rating_a=sim.cable_rating_a,
+        meter_port=sim.meter_port,
+    )
+    await world.start()
     return Hardware(
-        pilot=SerialPilot(hal.pilot.port, hal.pilot.baudrate),
+        pilot=SerialPilot(
+            world.pilot_port if sim.simulate_pilot else hal.pilot.port, hal.pilot.baudrate
+        ),
         meter=ModbusMeter(
-            _register_map(config),
-            transport=m.transport,
-            host=m.host,
-            port=m.port,
-            serial_port=m.serial_port,
-            baudrate=m.baudrate,
-            parity=m.parity,
-            stopbits=m.stopbits,
-            device_id=m.device_id,
-            timeout=m.timeout_s,
-        ),
+            MAPS["sdm630"],
+            transport="tcp",
+            host="127.0.0.1",
+            port=world.meter_port,
+            timeout=hal.meter.timeout_s,
+        )
+        if sim.simulate_meter
+        else _real_meter(config),
         contactor=GpioContactor(
-            hal.contactor.pin,
-            hal.contactor.feedback_pin,
-            feedback_active_high=hal.contactor.feedback_active_high,
-            pin_factory=make_pin_factory(hal.contactor.pin_factory),
-        ),
+            hal.contactor.pin, hal.contactor.feedback_pin, pin_factory=world.pin_factory
+        )
+        if sim.simulate_contactor
+        else _real_contactor(config),
+        world=world,
+    )
+
+
+def _real_meter(config: Config) -> Meter:
+    from hal.modbus_meter import ModbusMeter
+
+    m = config.hal.meter
+    return ModbusMeter(
+        _register_map(config),
+        transport=m.transport,
+        host=m.host,
+        port=m.port,
+        serial_port=m.serial_port,
+        baudrate=m.baudrate,
+        parity=m.parity,
+        stopbits=m.stopbits,
+        device_id=m.device_id,
+        timeout=m.timeout_s,
+    )
+
+
+def _real_contactor(config: Config) -> Contactor:
+    """GPIO contactor; with ``pin_factory = "mock"`` (no GPIO) the mock mirror contact is
+    wired to follow the coil, so a board without a contactor can run whole sessions."""
+    from hal.gpio_contactor import GpioContactor, make_pin_factory
+
+    c = config.hal.contactor
+    factory = make_pin_factory(c.pin_factory)
+    if c.pin_factory == "mock":
+        from hal.sim.contactor import SimContactorWiring
+
+        SimContactorWiring(factory, c.pin, c.feedback_pin)
+    return GpioContactor(
+        c.pin, c.feedback_pin, feedback_active_high=c.feedback_active_high, pin_factory=factory
     )
 
 

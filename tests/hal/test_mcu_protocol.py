@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import re
 import struct
 import zlib
+from pathlib import Path
 
 import pytest
 from cobs import cobs
 
+from hal.iec61851 import current_to_duty
 from hal.mcu_protocol import (
     MAX_ENCODED,
     ControlMessage,
@@ -27,6 +31,8 @@ from hal.mcu_protocol import (
     status_payload,
 )
 from hal.types import DUTY_OFF, DUTY_STATE_F, CpState, McuFault, PilotControl, PilotStatus
+
+SPEC = Path(__file__).resolve().parents[2] / "docs" / "mcu-protocol.md"
 
 STATUS_C = PilotStatus(
     cp_state=CpState.C,
@@ -87,6 +93,103 @@ def test_status_round_trip(status: PilotStatus, diode_ok: bool) -> None:
     decoder = FrameDecoder(MsgType.STATUS)
     frame = encode_status(status, 200, diode_ok=diode_ok)
     assert decoder.feed(frame) == [StatusMessage(200, status, diode_ok)]
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        PilotStatus(CpState.C, duty=1600, diode_ok=False),
+        PilotStatus(CpState.F, duty=0, cp_high_mv=-12000, mcu_driving_f=True),
+        PilotStatus(
+            CpState.F,
+            duty=0,
+            faults=McuFault.HOST_TIMEOUT,
+            diode_ok=False,
+            mcu_driving_f=True,
+        ),
+    ],
+)
+def test_status_round_trip_carries_diode_ok_and_driving_f_in_pilot_status(
+    status: PilotStatus,
+) -> None:
+    [message] = FrameDecoder(MsgType.STATUS).feed(encode_status(status, 3))
+    assert isinstance(message, StatusMessage)
+    assert message.status == status
+    assert message.diode_ok is status.diode_ok
+
+
+def test_status_flag_bits() -> None:
+    def flags(status: PilotStatus) -> int:
+        return status_payload(status)[8]
+
+    assert flags(PilotStatus(CpState.A)) == 0b0100  # diode_ok defaults to 1 (no PWM)
+    assert flags(PilotStatus(CpState.A, diode_ok=False)) == 0b0000
+    assert flags(PilotStatus(CpState.F, duty=0, mcu_driving_f=True)) == 0b1100
+    assert flags(PilotStatus(CpState.B, rcd_tripped=True, relay_closed=True)) == 0b0111
+
+
+def test_status_message_keeps_its_diode_ok_argument() -> None:
+    """``StatusMessage(seq, status, diode_ok)`` and ``encode_status(diode_ok=)`` still work."""
+    explicit = StatusMessage(1, PilotStatus(CpState.C), False)
+    assert explicit.diode_ok is False and explicit.status.diode_ok is False
+    assert explicit == StatusMessage(1, PilotStatus(CpState.C, diode_ok=False))
+    assert StatusMessage(1, PilotStatus(CpState.C, diode_ok=False)).diode_ok is False
+    assert StatusMessage(1, PilotStatus(CpState.C)).diode_ok is True
+    overridden = encode_status(PilotStatus(CpState.C, diode_ok=False), 1, diode_ok=True)
+    assert overridden == encode_status(PilotStatus(CpState.C), 1)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        explicit.seq = 2  # type: ignore[misc]
+
+
+def test_worked_examples_match_the_spec() -> None:
+    """docs/mcu-protocol.md §8: the hex printed there is what the codec produces."""
+    spec = SPEC.read_text(encoding="utf-8")
+    section = spec[spec.index("## 8. Worked examples") :]
+    wire = [bytes.fromhex(h) for h in re.findall(r"^on wire : ([0-9a-f ]+)$", section, re.M)]
+    decoded = [bytes.fromhex(h) for h in re.findall(r"^decoded : ([0-9a-f ]+)$", section, re.M)]
+    assert len(wire) == len(decoded) == 2
+
+    control = PilotControl(duty=current_to_duty(16.0), allow_power=True)
+    assert control.duty == 2666
+    status = PilotStatus(
+        CpState.C,
+        duty=2666,
+        cp_high_mv=5980,
+        cp_low_mv=-11950,
+        pp_max_current_a=32,
+        relay_closed=True,
+        diode_ok=True,
+        faults=McuFault.NONE,
+        firmware_version="1.2.0",
+        reset_reason=1,
+    )
+    assert encode_control(control, 5) == wire[0]
+    assert encode_status(status, 0x2A) == wire[1]
+    assert [cobs.decode(w[1:-1]) for w in wire] == decoded
+    assert FrameDecoder(MsgType.CONTROL).feed(wire[0]) == [ControlMessage(5, control)]
+    assert FrameDecoder(MsgType.STATUS).feed(wire[1]) == [StatusMessage(0x2A, status)]
+
+
+def test_link_stats_snapshot_as_dict() -> None:
+    decoder = FrameDecoder(MsgType.STATUS)
+    decoder.feed(encode_status(STATUS_C, 1) + _bad_crc_frame(2) + encode_status(STATUS_C, 1))
+    snapshot = decoder.stats
+    assert snapshot.as_dict() == {
+        "frames_ok": 1,
+        "bad_cobs": 0,
+        "short": 0,
+        "bad_crc": 1,
+        "unknown_type": 0,
+        "bad_length": 0,
+        "bad_value": 0,
+        "out_of_order": 1,
+    }
+    assert list(snapshot.as_dict())[1:] == [kind.value for kind in DropKind]
+    assert LinkStats(**snapshot.as_dict()) == snapshot
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        snapshot.frames_ok = 0  # type: ignore[misc]
+    decoder.feed(encode_status(STATUS_C, 2))
+    assert snapshot.frames_ok == 1 and decoder.stats.frames_ok == 2  # a snapshot, not a view
 
 
 def test_frame_layout_is_cobs_of_type_seq_payload_crc_le() -> None:

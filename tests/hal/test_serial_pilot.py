@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import struct
 import time
@@ -15,7 +16,9 @@ import pytest
 from cobs import cobs
 
 from hal.mcu_protocol import (
+    DropKind,
     FrameDecoder,
+    LinkStats,
     MsgType,
     StatusMessage,
     encode_control,
@@ -25,7 +28,7 @@ from hal.mcu_protocol import (
 )
 from hal.serial_pilot import SerialPilot
 from hal.sim.mcu import SimMcu, open_pty
-from hal.types import DUTY_OFF, CpState, McuFault, PilotControl, PilotStatus
+from hal.types import DUTY_OFF, DUTY_STATE_F, CpState, McuFault, PilotControl, PilotStatus
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -94,6 +97,15 @@ def raw_host(pty: tuple[int, str]) -> Iterator[int]:
     fd = os.open(pty[1], os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
     yield fd
     os.close(fd)
+
+
+def received_statuses(fd: int, decoder: FrameDecoder) -> list[PilotStatus]:
+    """Every STATUS the simulated MCU has put on the wire since the last call."""
+    data = b""
+    with contextlib.suppress(BlockingIOError):
+        while chunk := os.read(fd, 65536):
+            data += chunk
+    return [m.status for m in decoder.feed(data) if isinstance(m, StatusMessage)]
 
 
 async def test_status_flows_and_link_comes_up(link: tuple[SerialPilot, Listener]) -> None:
@@ -181,7 +193,8 @@ async def test_corrupt_frames_are_dropped_counted_and_never_reported(
     ok_before = pilot.stats.frames_ok
     sim.write_raw(make((sim.last_sent_seq + 1) & 0xFF))
     await until(lambda: getattr(pilot.stats, counter) == 1, timeout=0.3)
-    await until(lambda: pilot.stats.frames_ok >= ok_before + 2, timeout=0.3)
+    # Two periodic frames (~200 ms); the slack is for a loaded CI machine.
+    await until(lambda: pilot.stats.frames_ok >= ok_before + 2, timeout=0.5)
     assert pilot.stats.dropped == 1
     assert not listener.seen(CpState.C)
     assert listener.link_events == [True]
@@ -208,10 +221,12 @@ async def test_mcu_failsafe_opens_relay_after_500ms_of_host_silence(
     await asyncio.sleep(0.3)
     assert sim.relay_closed and sim.cp_state is CpState.B
     assert McuFault.HOST_TIMEOUT not in sim.faults
+    assert not sim.status.mcu_driving_f
     await until(lambda: McuFault.HOST_TIMEOUT in sim.faults, timeout=0.35)
     assert 0.45 <= time.monotonic() - silent_since <= 0.6
     assert not sim.relay_closed
     assert sim.cp_state is CpState.F and sim.status.duty == 0
+    assert sim.status.mcu_driving_f
     # The failsafe is on the wire too: the last STATUS frame says so.
     await asyncio.sleep(0.005)
     messages = FrameDecoder(MsgType.STATUS).feed(os.read(raw_host, 65536))
@@ -219,6 +234,7 @@ async def test_mcu_failsafe_opens_relay_after_500ms_of_host_silence(
     assert isinstance(last, StatusMessage)
     assert last.status.cp_state is CpState.F and not last.status.relay_closed
     assert McuFault.HOST_TIMEOUT in last.status.faults
+    assert last.status.mcu_driving_f
 
 
 async def test_failsafe_latch_clears_only_after_ack_then_holds_f_for_300ms(
@@ -228,8 +244,10 @@ async def test_failsafe_latch_clears_only_after_ack_then_holds_f_for_300ms(
     await sim.start()
     try:
         power = PilotControl(duty=1600, allow_power=True)
+        wire = FrameDecoder(MsgType.STATUS)
         os.write(raw_host, encode_control(power, 0))
         await until(lambda: sim.relay_closed, timeout=0.2)
+        assert not sim.status.mcu_driving_f
         await until(lambda: McuFault.HOST_TIMEOUT in sim.faults, timeout=0.3)
         for seq in range(1, 4):  # frames flow again, without ack: latch stays
             os.write(raw_host, encode_control(power, seq))
@@ -237,12 +255,14 @@ async def test_failsafe_latch_clears_only_after_ack_then_holds_f_for_300ms(
         assert sim.control == power
         assert McuFault.HOST_TIMEOUT in sim.faults and not sim.relay_closed
         assert sim.cp_state is CpState.F
+        received_statuses(raw_host, wire)  # everything up to the acknowledgement
         acked_at = time.monotonic()
         os.write(raw_host, encode_control(PilotControl(1600, True, ack_faults=True), 4))
         await until(lambda: McuFault.HOST_TIMEOUT not in sim.faults, timeout=0.1)
         seq = 5
         while time.monotonic() - acked_at < 0.27:  # keep the host alive during the hold
             assert sim.cp_state is CpState.F and not sim.relay_closed
+            assert sim.status.mcu_driving_f
             os.write(raw_host, encode_control(power, seq))
             seq += 1
             await asyncio.sleep(0.03)
@@ -250,8 +270,89 @@ async def test_failsafe_latch_clears_only_after_ack_then_holds_f_for_300ms(
         await until(lambda: sim.cp_state is CpState.A, timeout=0.1)
         assert time.monotonic() - acked_at >= 0.3
         assert sim.relay_closed and sim.faults == McuFault.NONE
+        assert not sim.status.mcu_driving_f
+        # On the wire: F driven by the MCU while the fault is latched and during the hold,
+        # then the host's PWM with driving_f clear.
+        await asyncio.sleep(0.005)
+        sent = received_statuses(raw_host, wire)
+        hold = [
+            s for s in sent if s.cp_state is CpState.F and McuFault.HOST_TIMEOUT not in s.faults
+        ]
+        assert hold and all(s.mcu_driving_f and s.duty == 0 for s in hold)
+        assert all(s.mcu_driving_f for s in sent if s.cp_state is CpState.F)
+        assert sent[-1].cp_state is CpState.A and not sent[-1].mcu_driving_f
+        assert sent[-1].duty == 1600
     finally:
         await sim.stop()
+
+
+async def test_host_duty_0_is_reported_as_state_f_driven_by_the_mcu(
+    link: tuple[SerialPilot, Listener], sim: SimMcu
+) -> None:
+    pilot, listener = link
+    sim.plug()
+    pilot.set_control(PilotControl(duty=DUTY_STATE_F))
+    await until(lambda: listener.seen(CpState.F), timeout=0.2)
+    status = pilot.last_status
+    assert status is not None and status.cp_state is CpState.F
+    assert status.mcu_driving_f and status.duty == 0
+    assert status.faults == McuFault.NONE
+    pilot.set_control(PilotControl(duty=1600))
+    await until(lambda: pilot.last_status is not None and pilot.last_status.cp_state is CpState.B)
+    status = pilot.last_status
+    assert status is not None and not status.mcu_driving_f and status.duty == 1600
+
+
+async def test_state_f_from_the_pilot_circuit_is_not_driven_by_the_mcu(
+    link: tuple[SerialPilot, Listener], sim: SimMcu
+) -> None:
+    """CP at -12 V while the host's PWM runs: cp F, but driving_f clear (a pilot fault)."""
+    pilot, listener = link
+    pilot.set_control(PilotControl(duty=1600, allow_power=True))
+    sim.plug()
+    sim.set_ev_state(CpState.C)
+    await until(lambda: listener.seen(CpState.C), timeout=0.2)
+    sim.set_ev_state(CpState.F)
+    await until(lambda: listener.seen(CpState.F), timeout=0.1)
+    status = pilot.last_status
+    assert status is not None and status.cp_state is CpState.F
+    assert not status.mcu_driving_f
+    assert status.duty == 1600  # the MCU is still generating the host's PWM
+    assert all(not s.mcu_driving_f for _, s in listener.statuses)
+
+
+async def test_diode_check_is_carried_in_pilot_status(
+    link: tuple[SerialPilot, Listener], sim: SimMcu
+) -> None:
+    pilot, _ = link
+    sim.plug()
+    sim.set_fault("diode", True)
+    await asyncio.sleep(0.15)
+    assert pilot.last_status is not None and pilot.last_status.diode_ok  # no PWM: nothing to check
+    pilot.set_control(PilotControl(duty=1600))
+    await until(lambda: pilot.last_status is not None and not pilot.last_status.diode_ok)
+    assert McuFault.DIODE in pilot.last_status.faults
+    sim.set_fault("diode", False)
+    await until(lambda: pilot.last_status is not None and pilot.last_status.diode_ok)
+
+
+async def test_stats_are_a_frozen_snapshot_for_evsectl(
+    link: tuple[SerialPilot, Listener], sim: SimMcu
+) -> None:
+    pilot, _ = link
+    assert sim.last_sent_seq is not None
+    sim.write_raw(_bad_crc((sim.last_sent_seq + 1) & 0xFF))
+    await until(lambda: pilot.stats.bad_crc == 1, timeout=0.3)
+    snapshot = pilot.stats
+    assert isinstance(snapshot, LinkStats)
+    shown = snapshot.as_dict()
+    assert list(shown) == ["frames_ok", *(kind.value for kind in DropKind)]
+    assert shown["bad_crc"] == 1 and shown["frames_ok"] == snapshot.frames_ok >= 1
+    assert snapshot.dropped == 1
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        snapshot.bad_crc = 0  # type: ignore[misc]
+    await until(lambda: pilot.stats.frames_ok > snapshot.frames_ok, timeout=0.5)
+    assert snapshot.as_dict() == shown  # later frames do not change a snapshot
 
 
 async def test_stop_sends_power_off_then_mcu_fails_safe(

@@ -1,0 +1,388 @@
+"""Safety-path latency: the EV goes C -> B; how long until the contactor coil GPIO goes low?
+
+IEC 61851-1:2017 Table A.6 (seq. 7/8) allows 100 ms from C->B to the contactor opening; our
+target is p99 <= 5 ms (DESIGN.md). The benchmark runs the real daemon (``evsed.daemon.Daemon``)
+on the simulated HAL in this process, connected to an in-process development CSMS on 127.0.0.1,
+with a 1 s heartbeat, 1 s MeterValues and a 0.2 s meter poll, so OCPP traffic and Modbus polls
+run while it measures. Each repetition:
+
+1. the simulated car presents C; wait until the contactor coil goes high (coil observer);
+2. dwell a random few tens of milliseconds (so the measurements fall at random phases of the
+   100 ms status/control frames, the meter polls and the OCPP traffic);
+3. the simulated car presents B: t0 = ``perf_counter_ns()`` just before the simulated MCU's
+   ``os.write`` of the C->B status frame onto the pty master (``SimMcu.set_ev_state`` writes
+   that frame synchronously; the benchmark wraps the simulator's write method to stamp it);
+4. t1 = the coil observer's ``perf_counter_ns()`` when the coil pin goes low.
+
+t1 - t0 covers: the pty, the event loop waking up, ``SerialPilot`` decoding (COBS, CRC), the
+state machine step, and the GPIO write. The simulator shares the daemon's event loop, so work
+the simulator does (and this script) is extra load on the loop the safety path runs on: the
+figures are conservative compared with an external MCU.
+
+Run: ``.venv/bin/python bench/safety_latency.py [--reps N] [--json]``. Exits 0 when every
+repetition completed (whether the target was met is in the output), 1 on a failed run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import platform
+import random
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evsed.config import load_config
+from evsed.daemon import Daemon
+from evsed.devcsms.server import DevCsms
+from evsed.devcsms.state import CsmsSettings
+from hal.types import CpState
+
+IEC_LIMIT_MS = 100.0  # IEC 61851-1:2017 Table A.6 seq. 7/8
+TARGET_P99_MS = 5.0  # DESIGN.md
+CHARGER_ID = "bench-01"
+READY_TIMEOUT_S = 20.0
+SETTLE_S = 0.5
+STOP_TIMEOUT_S = 30.0
+SWITCH_TIMEOUT_S = 2.0  # one repetition's coil edge; far above the 100 ms limit
+MEASURED = "perf_counter_ns() just before SimMcu's os.write of the C->B status frame -> coil low"
+SHARED_LOOP_NOTE = (
+    "simulated MCU, meter, CSMS and this script share the daemon's event loop "
+    "(conservative: a real MCU adds no load to the loop)"
+)
+
+
+class BenchError(Exception):
+    """The run could not be completed."""
+
+
+@dataclass
+class Probe:
+    """Timestamps from the simulator's write and the contactor coil observer."""
+
+    arm_write: bool = False
+    t_write_ns: int | None = None
+    waiting: dict[bool, asyncio.Future[int]] = field(default_factory=dict)
+
+    def on_coil(self, energised: bool, stamp_ns: int) -> None:
+        future = self.waiting.pop(energised, None)
+        if future is not None and not future.done():
+            future.set_result(stamp_ns)
+
+    def expect(self, energised: bool) -> asyncio.Future[int]:
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.waiting[energised] = future
+        return future
+
+
+def write_config(workdir: Path, csms_url: str) -> Path:
+    text = f"""\
+[charger]
+id = "{CHARGER_ID}"
+state_dir = "{workdir / "state"}"
+control_socket = "{workdir / "control.sock"}"
+
+[csms]
+url = "{csms_url}"
+heartbeat_interval_s = 1
+reconnect_min_s = 0.2
+reconnect_max_s = 1.0
+
+[charging]
+free_mode = true
+c_debounce_s = 0.0
+meter_values_interval_s = 1
+
+[hal]
+kind = "sim"
+
+[hal.meter]
+poll_interval_s = 0.2
+timeout_s = 0.5
+
+[logging]
+level = "WARNING"
+"""
+    path = workdir / "evsed.toml"
+    path.write_text(text)
+    return path
+
+
+async def until(
+    predicate: Callable[[], bool], what: str, daemon_task: asyncio.Task[None], timeout: float
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if daemon_task.done():
+            daemon_task.result()  # re-raises what stopped the daemon
+            raise BenchError(f"the daemon stopped while waiting for {what}")
+        if time.monotonic() > deadline:
+            raise BenchError(f"timed out after {timeout:g} s waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+async def edge(future: Awaitable[int], what: str) -> int:
+    try:
+        return await asyncio.wait_for(future, SWITCH_TIMEOUT_S)
+    except TimeoutError:
+        raise BenchError(
+            f"contactor coil did not go {what} within {SWITCH_TIMEOUT_S:g} s"
+        ) from None
+
+
+async def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    settings = CsmsSettings(heartbeat_interval=1)
+    async with DevCsms(settings, host="127.0.0.1", port=0, http_port=0) as csms:
+        config = load_config(write_config(workdir, csms.ws_url))
+        daemon = Daemon(config)
+        stop = asyncio.Event()
+        daemon_task = asyncio.create_task(daemon.run(stop), name="evsed")
+        try:
+            return await _run_reps(args, csms, daemon, daemon_task)
+        finally:
+            stop.set()
+            await _stopped(daemon_task)
+
+
+async def _stopped(daemon_task: asyncio.Task[None]) -> None:
+    """Wait for the daemon's own shutdown (contactor first, then OCPP); re-raise its error."""
+    try:
+        await asyncio.wait_for(asyncio.shield(daemon_task), STOP_TIMEOUT_S)
+    except TimeoutError:
+        daemon_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await daemon_task
+        raise BenchError(f"the daemon did not stop within {STOP_TIMEOUT_S:g} s") from None
+
+
+async def _run_reps(
+    args: argparse.Namespace, csms: DevCsms, daemon: Daemon, daemon_task: asyncio.Task[None]
+) -> dict[str, Any]:
+    def ready() -> bool:
+        hw, service = daemon.hardware, daemon.service
+        return (
+            hw is not None
+            and hw.world is not None
+            and hw.pilot.link_ok
+            and service is not None
+            and service.online
+            and service.registration == "Accepted"
+        )
+
+    await until(ready, "the daemon to be up and registered", daemon_task, READY_TIMEOUT_S)
+    assert daemon.hardware is not None
+    world = daemon.hardware.world
+    runner = daemon.runners[1]
+    mcu = world.mcu
+
+    probe = Probe()
+    world.contactor.on_coil_change.append(probe.on_coil)
+    original_write = mcu._write
+
+    def timed_write(data: bytes) -> None:
+        if probe.arm_write:
+            probe.arm_write = False
+            probe.t_write_ns = time.perf_counter_ns()
+        original_write(data)
+
+    mcu._write = timed_write
+    meter = daemon.hardware.meter
+    original_read = meter.read
+    polls = 0
+
+    async def counted_read() -> Any:
+        nonlocal polls
+        polls += 1
+        return await original_read()
+
+    meter.read = counted_read
+
+    try:
+        mcu.plug(world.cable_rating_a)
+        await until(
+            lambda: runner.state.tx_active and runner.state.pilot.value == "pwm",
+            "a free-mode transaction with PWM on",
+            daemon_task,
+            READY_TIMEOUT_S,
+        )
+        since = _journal_next_index(csms)
+        polls = 0
+        rng = random.Random(args.seed)
+        latencies_ns: list[int] = []
+        call_to_write_ns: list[int] = []
+        started = time.perf_counter()
+        for _ in range(args.reps):
+            closed = probe.expect(True)
+            mcu.set_ev_state(CpState.C)
+            await edge(closed, "high after C")
+            await asyncio.sleep(rng.uniform(args.dwell_min_ms, args.dwell_max_ms) / 1000)
+
+            opened = probe.expect(False)
+            seq_before = mcu.last_sent_seq
+            probe.t_write_ns = None
+            probe.arm_write = True
+            t_call = time.perf_counter_ns()
+            mcu.set_ev_state(CpState.B)
+            probe.arm_write = False
+            t0 = probe.t_write_ns
+            if t0 is None or mcu.last_sent_seq == seq_before:
+                raise BenchError("SimMcu did not write the C->B status frame synchronously")
+            t1 = await edge(opened, "low after C->B")
+            latencies_ns.append(t1 - t0)
+            call_to_write_ns.append(t0 - t_call)
+            await asyncio.sleep(rng.uniform(args.dwell_min_ms, args.dwell_max_ms) / 1000)
+        wall_s = time.perf_counter() - started
+        meter_polls = polls
+        frames = csms.journal.query(cp=CHARGER_ID, since=since)
+        mcu.unplug()
+        await runner.settled()
+        # Let the daemon's post-switch feedback checks (0.1 s) run before it shuts down.
+        await asyncio.sleep(SETTLE_S)
+    finally:
+        mcu._write = original_write
+        meter.read = original_read
+        world.contactor.on_coil_change.remove(probe.on_coil)
+
+    calls = Counter(f["action"] for f in frames if f["type"] == 2 and f["dir"] == "in")
+    return _report(args, latencies_ns, call_to_write_ns, wall_s, frames, calls, meter_polls)
+
+
+def _journal_next_index(csms: DevCsms) -> int:
+    entries = csms.journal.query(cp=CHARGER_ID)
+    return int(entries[-1]["i"]) + 1 if entries else 0
+
+
+def _nearest_rank(sorted_values: list[float], fraction: float) -> float:
+    rank = max(1, math.ceil(fraction * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+def _report(
+    args: argparse.Namespace,
+    latencies_ns: list[int],
+    call_to_write_ns: list[int],
+    wall_s: float,
+    frames: list[dict[str, Any]],
+    calls: Counter[str],
+    meter_polls: int,
+) -> dict[str, Any]:
+    ms = sorted(v / 1e6 for v in latencies_ns)
+    p99 = _nearest_rank(ms, 0.99)
+    return {
+        "benchmark": "safety_latency",
+        "measured": MEASURED,
+        "reps": len(ms),
+        "latency_ms": {
+            "min": round(ms[0], 4),
+            "median": round(statistics.median(ms), 4),
+            "p99": round(p99, 4),
+            "max": round(ms[-1], 4),
+        },
+        "slowest_ms": [round(v, 3) for v in ms[-5:][::-1]],
+        "iec_limit_ms": IEC_LIMIT_MS,
+        "target_p99_ms": TARGET_P99_MS,
+        "target_met": p99 <= TARGET_P99_MS,
+        "within_iec_limit": ms[-1] <= IEC_LIMIT_MS,
+        "set_ev_state_to_write_us_median": round(statistics.median(call_to_write_ns) / 1e3, 1),
+        "load": {
+            "ocpp_frames": len(frames),
+            "ocpp_calls_from_charger": dict(sorted(calls.items())),
+            "meter_polls": meter_polls,
+            "meter_poll_interval_s": 0.2,
+        },
+        "wall_s": round(wall_s, 1),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "dwell_ms": [args.dwell_min_ms, args.dwell_max_ms],
+        "seed": args.seed,
+        "note": SHARED_LOOP_NOTE,
+        "python": platform.python_version(),
+        "machine": f"{platform.system()} {platform.machine()}",
+    }
+
+
+def print_text(result: dict[str, Any]) -> None:
+    lat, load = result["latency_ms"], result["load"]
+    calls = ", ".join(f"{action} {n}" for action, n in load["ocpp_calls_from_charger"].items())
+    verdict = "met" if result["target_met"] else "NOT met"
+    print("evsed safety-path latency: EV C->B -> contactor coil GPIO low")
+    print(f"  measured:      {result['measured']}")
+    print(f"  reps:          {result['reps']}")
+    print(
+        f"  latency (ms):  min {lat['min']:.3f}  median {lat['median']:.3f}  "
+        f"p99 {lat['p99']:.3f}  max {lat['max']:.3f}"
+    )
+    print(f"  slowest (ms):  {', '.join(f'{v:.3f}' for v in result['slowest_ms'])}")
+    print(f"  target:        p99 <= {result['target_p99_ms']:g} ms: {verdict}")
+    print(
+        f"  IEC limit:     {result['iec_limit_ms']:g} ms (IEC 61851-1 Table A.6): "
+        f"{'max within' if result['within_iec_limit'] else 'max EXCEEDS'}"
+    )
+    print(
+        f"  load:          {load['ocpp_frames']} OCPP frames both ways (CALLs from the charger: "
+        f"{calls}); "
+        f"{load['meter_polls']} meter polls"
+    )
+    print(
+        f"  also:          set_ev_state() -> os.write median "
+        f"{result['set_ev_state_to_write_us_median']:.1f} us (not included above)"
+    )
+    print(f"  wall time:     {result['wall_s']:.1f} s")
+    print(f"  peak RSS:      {result['peak_rss_mib']:.1f} MiB")
+    print(f"  note:          {result['note']}")
+    print(f"  platform:      Python {result['python']} on {result['machine']}")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Time EV C->B to contactor-coil-low through the daemon, under OCPP and "
+        "meter load (simulated hardware, 127.0.0.1 only)."
+    )
+    parser.add_argument("--reps", type=int, default=1000, help="repetitions (default 1000)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--seed", type=int, default=61851, help="seed for the random dwell")
+    parser.add_argument("--dwell-min-ms", type=float, default=10.0, help=argparse.SUPPRESS)
+    parser.add_argument("--dwell-max-ms", type=float, default=60.0, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.reps < 1:
+        parser.error("--reps must be at least 1")
+    if not 0 <= args.dwell_min_ms <= args.dwell_max_ms:
+        parser.error("need 0 <= --dwell-min-ms <= --dwell-max-ms")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("ocpp", "websockets", "pymodbus"):
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
+    with tempfile.TemporaryDirectory(prefix="evsed-bench-") as tmp:
+        try:
+            result = asyncio.run(measure(args, Path(tmp)))
+        except BenchError as exc:
+            print(f"safety_latency: run failed: {exc}", file=sys.stderr)
+            return 1
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print_text(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
