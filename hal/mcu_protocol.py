@@ -14,7 +14,7 @@ import struct
 import time
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 from cobs import cobs
 
@@ -58,6 +58,7 @@ class StatusFlags(enum.IntFlag):
     RCD_TRIPPED = 0x01
     RELAY_CLOSED = 0x02
     DIODE_OK = 0x04
+    DRIVING_F = 0x08  # the MCU forces state F itself (spec §6.4)
 
 
 class DropKind(enum.StrEnum):
@@ -90,6 +91,10 @@ class LinkStats:
         """Total number of frames dropped, whatever the reason."""
         return sum(getattr(self, kind.value) for kind in DropKind)
 
+    def as_dict(self) -> dict[str, int]:
+        """``frames_ok`` then every drop counter, by field name (``LinkStats(**d)`` rebuilds)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
 
 class FrameError(HalTransientError):
     """A received frame violates the spec; ``kind`` says which receiver rule (spec §4)."""
@@ -116,13 +121,24 @@ class ControlMessage:
     control: PilotControl
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class StatusMessage:
-    """A valid STATUS frame (spec §3.2). ``diode_ok`` is the live check behind McuFault.DIODE."""
+    """A valid STATUS frame (spec §3.2)."""
 
     seq: int
     status: PilotStatus
-    diode_ok: bool = True
+
+    def __init__(self, seq: int, status: PilotStatus, diode_ok: bool | None = None) -> None:
+        # ``diode_ok`` predates PilotStatus.diode_ok; when given, it overrides the status's.
+        if diode_ok is not None and diode_ok != status.diode_ok:
+            status = replace(status, diode_ok=diode_ok)
+        object.__setattr__(self, "seq", seq)
+        object.__setattr__(self, "status", status)
+
+    @property
+    def diode_ok(self) -> bool:
+        """The live diode check behind McuFault.DIODE (``status.diode_ok``)."""
+        return self.status.diode_ok
 
 
 Message = ControlMessage | StatusMessage
@@ -178,8 +194,11 @@ def control_payload(control: PilotControl) -> bytes:
     return CONTROL_LAYOUT.pack(control.duty, flags)
 
 
-def status_payload(status: PilotStatus, *, diode_ok: bool = True) -> bytes:
-    """Spec §3.2: the STATUS payload for ``status``; raises ValueError if a field cannot fit."""
+def status_payload(status: PilotStatus, *, diode_ok: bool | None = None) -> bytes:
+    """Spec §3.2: the STATUS payload for ``status``; raises ValueError if a field cannot fit.
+
+    ``diode_ok``, when given, overrides ``status.diode_ok``.
+    """
     _check_duty(status.duty)
     firmware = status.firmware_version.encode("ascii")
     if len(firmware) > MAX_FIRMWARE_VERSION:
@@ -189,8 +208,10 @@ def status_payload(status: PilotStatus, *, diode_ok: bool = True) -> bytes:
         flags |= StatusFlags.RCD_TRIPPED
     if status.relay_closed:
         flags |= StatusFlags.RELAY_CLOSED
-    if diode_ok:
+    if status.diode_ok if diode_ok is None else diode_ok:
         flags |= StatusFlags.DIODE_OK
+    if status.mcu_driving_f:
+        flags |= StatusFlags.DRIVING_F
     try:
         fixed = STATUS_LAYOUT.pack(
             status.cp_state.value.encode("ascii"),
@@ -213,7 +234,7 @@ def encode_control(control: PilotControl, seq: int) -> bytes:
     return encode_frame(MsgType.CONTROL, seq, control_payload(control))
 
 
-def encode_status(status: PilotStatus, seq: int, *, diode_ok: bool = True) -> bytes:
+def encode_status(status: PilotStatus, seq: int, *, diode_ok: bool | None = None) -> bytes:
     """A complete STATUS frame (spec §3.2) with sequence number ``seq``."""
     return encode_frame(MsgType.STATUS, seq, status_payload(status, diode_ok=diode_ok))
 
@@ -263,8 +284,10 @@ def decode_status(seq: int, payload: bytes) -> StatusMessage:
         faults=McuFault(faults),
         firmware_version=firmware,
         reset_reason=reset_reason,
+        diode_ok=StatusFlags.DIODE_OK in flags,
+        mcu_driving_f=StatusFlags.DRIVING_F in flags,
     )
-    return StatusMessage(seq, status, diode_ok=StatusFlags.DIODE_OK in flags)
+    return StatusMessage(seq, status)
 
 
 _DECODERS: dict[MsgType, Callable[[int, bytes], Message]] = {

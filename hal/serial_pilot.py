@@ -90,7 +90,11 @@ class SerialPilot:
 
     @property
     def stats(self) -> LinkStats:
-        """Receive counters (frames accepted, frames dropped by reason)."""
+        """Receive counters since construction, kept across reopens (spec §4).
+
+        A frozen snapshot: later frames do not change it. ``stats.as_dict()`` gives
+        ``frames_ok`` and each drop counter by name, ``stats.dropped`` their sum.
+        """
         return self._decoder.stats
 
     @property

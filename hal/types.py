@@ -60,6 +60,11 @@ class PilotStatus:
     faults: McuFault = McuFault.NONE
     firmware_version: str = ""
     reset_reason: int = 0
+    # -12 V low level seen while PWM runs (True when no PWM runs); McuFault.DIODE is its latch.
+    diode_ok: bool = True
+    # The MCU itself drives state F (host-timeout failsafe, post-fault hold, or host duty 0).
+    # cp_state F with this False means -12 V on CP for another reason: a pilot-circuit fault.
+    mcu_driving_f: bool = False
 
 
 @dataclass(frozen=True, slots=True)

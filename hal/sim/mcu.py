@@ -220,8 +220,9 @@ class SimMcu:
         duty = DUTY_STATE_F if self._forcing_f else self._control.duty
         high = _CP_HIGH_MV[cp]
         low = high
+        diode_missing = self._pwm_running and "diode" in self._causes
         if self._pwm_running and cp is not CpState.E:  # E: CP shorted, no level at all
-            low = -high if "diode" in self._causes else -12000
+            low = -high if diode_missing else -12000
         return PilotStatus(
             cp_state=cp,
             duty=duty,
@@ -233,10 +234,13 @@ class SimMcu:
             faults=self._faults,
             firmware_version=self._firmware_version,
             reset_reason=RESET_POWER_ON,
+            diode_ok=not diode_missing,  # spec §3.2: 1 while no PWM runs
+            mcu_driving_f=self._forcing_f,
         )
 
     @property
     def _forcing_f(self) -> bool:
+        """Spec §6.4: the MCU drives -12 V itself (STATUS flag ``driving_f``)."""
         return (
             McuFault.HOST_TIMEOUT in self._faults
             or self._holding_f
@@ -328,7 +332,7 @@ class SimMcu:
         if self._silent or self._fd < 0:
             return
         status = self.status
-        self._write(encode_status(status, self._tx_seq, diode_ok="diode" not in self._causes))
+        self._write(encode_status(status, self._tx_seq))
         self._last_sent, self._last_sent_seq = status, self._tx_seq
         self._tx_seq = (self._tx_seq + 1) & 0xFF
 
