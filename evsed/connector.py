@@ -138,6 +138,14 @@ class ConnectorRunner:
         await self._meter.stop()
         self._contactor.stop()
 
+    @property
+    def pilot_link_ok(self) -> bool:
+        return self._pilot.link_ok
+
+    @property
+    def pilot_stats(self) -> dict[str, int]:
+        return self._pilot.stats.as_dict()
+
     def on_change(self, listener: Callable[[ConnectorRunner], None]) -> None:
         self._listeners.append(listener)
 
@@ -166,6 +174,9 @@ class ConnectorRunner:
             self.feed(CableRatingRead(float(status.pp_max_current_a)))
         if previous is None or previous.cp_state != status.cp_state:
             self.feed(CpStateChanged(status.cp_state))
+        # State F that the MCU is not driving itself means -12 V from elsewhere on the pilot
+        # circuit: a wiring or EV-side fault (docs/mcu-protocol.md §6.4).
+        self._set_fault(Fault.CP_STATE_F, status.cp_state is CpState.F and not status.mcu_driving_f)
         was = _mcu_faults(previous.faults if previous else McuFault.NONE)
         now = _mcu_faults(status.faults)
         for fault in sorted(now - was):

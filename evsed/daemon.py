@@ -17,10 +17,10 @@ from evsed.charging.session import Settings
 from evsed.config import Config
 from evsed.connector import ConnectorRunner
 from evsed.control.server import ControlError, ControlServer
+from evsed.control.snapshot import connector_snapshot
 from evsed.errors import ConfigError
 from evsed.ocpp.transport import CsmsLink
 from evsed.ocpp.v16.service import OcppV16Service
-from evsed.ocpp.v16.status import connector_status
 from evsed.ocpp.v16.transactions import V16Transactions
 from evsed.store.db import Database
 from evsed.store.transactions import TransactionStore
@@ -298,29 +298,10 @@ class Daemon:
     def status(self) -> dict[str, Any]:
         service = self.service
         assert service is not None
-        connectors = []
-        for connector_id, runner in self.runners.items():
-            state = runner.state
-            ocpp_status, error = connector_status(state)
-            reading = runner.meter_reading
-            connectors.append(
-                {
-                    "id": connector_id,
-                    "phase": str(state.phase),
-                    "ocpp_status": ocpp_status,
-                    "error_code": error,
-                    "cp_state": str(state.cp) if runner.pilot_status else None,
-                    "pwm_current_a": state.pwm_a if state.pilot.value == "pwm" else None,
-                    "pilot": state.pilot.value,
-                    "contactor_closed": state.contactor_closed,
-                    "id_tag": state.auth_tag,
-                    "transaction_active": state.tx_active,
-                    "transaction_id": service.csms_transaction_id(connector_id),
-                    "energy_wh": round(reading.energy_import_wh, 1) if reading else None,
-                    "power_w": round(reading.power_w, 1) if reading else None,
-                    "faults": sorted(str(f) for f in state.faults),
-                }
-            )
+        connectors = [
+            connector_snapshot(runner, service.csms_transaction_id(connector_id))
+            for connector_id, runner in self.runners.items()
+        ]
         hardware = self.hardware
         return {
             "charger_id": self.config.charger.id,

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from hal.types import MeterReading, PilotControl, PilotStatus
+
+if TYPE_CHECKING:
+    from hal.mcu_protocol import LinkStats
 
 StatusListener = Callable[[PilotStatus], None]
 LinkListener = Callable[[bool], None]
@@ -29,6 +32,10 @@ class Pilot(Protocol):
 
     @property
     def link_ok(self) -> bool: ...
+
+    @property
+    def stats(self) -> LinkStats:
+        """Counters of frames received and dropped, by reason (docs/mcu-protocol.md §5.3)."""
 
 
 class Meter(Protocol):

@@ -60,3 +60,33 @@ def test_stalled_daemon_trips_the_mcu_failsafe_then_recovers(tmp_path: Path, csm
 def _saw_status(csms: DevCsms, wanted: tuple[str, str]) -> bool:
     sent = [m["payload"] for m in csms.calls("CP01", "StatusNotification")]
     return any((p["status"], p["errorCode"]) == wanted for p in sent if p["connectorId"] == 1)
+
+
+def test_unexpected_state_f_is_a_pilot_fault(tmp_path: Path, csms: DevCsms) -> None:
+    evsed = Evsed.start(tmp_path, csms.ws_url)
+    try:
+        charging(evsed)
+        evsed.sim("ev-state", "F")  # -12 V on the pilot that the MCU is not driving
+        wait_for(lambda: "cp-state-f" in evsed.connector()["faults"], what="state F fault")
+        assert not evsed.connector()["contactor_closed"]
+        wait_for(lambda: last_status(csms) == ("Faulted", "EVCommunicationError"), what="Faulted")
+        evsed.sim("ev-state", "C")
+        wait_for(lambda: evsed.connector()["contactor_closed"], what="charging again")
+        assert not evsed.connector()["faults"]
+    finally:
+        assert evsed.stop() == 0
+
+
+def test_status_shows_cable_rating_and_mcu_link_health(tmp_path: Path, csms: DevCsms) -> None:
+    evsed = Evsed.start(tmp_path, csms.ws_url, hal__sim={"cable_rating_a": 13})
+    try:
+        charging(evsed)
+        connector = evsed.connector()
+        assert connector["cable_max_current_a"] == 13
+        assert connector["pwm_current_a"] == 13.0  # clamped below max_current_a = 16
+        mcu = connector["mcu"]
+        assert mcu["link_ok"] and mcu["relay_closed"]
+        assert mcu["link_stats"]["frames_ok"] > 0
+        assert mcu["link_stats"]["bad_crc"] == 0
+    finally:
+        assert evsed.stop() == 0
