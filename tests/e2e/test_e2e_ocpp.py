@@ -17,12 +17,15 @@ def test_boot_pending_sends_nothing_else_until_accepted(tmp_path: Path) -> None:
         assert evsed.status()["ocpp"]["registration"] == "Pending"
 
         csms.api("/api/boot-status", {"status": "Accepted"})
-        wait_for(lambda: csms.calls("CP01", "StatusNotification"), what="status after accept")
-        statuses = {
-            m["payload"]["connectorId"]: m["payload"]["status"]
-            for m in csms.calls("CP01", "StatusNotification")
-        }
-        assert statuses == {0: "Available", 1: "Preparing"}
+
+        def statuses() -> dict[int, str]:
+            return {
+                m["payload"]["connectorId"]: m["payload"]["status"]
+                for m in csms.calls("CP01", "StatusNotification")
+            }
+
+        wait_for(lambda: len(statuses()) == 2, what="statuses after accept")
+        assert statuses() == {0: "Available", 1: "Preparing"}
     finally:
         assert evsed.stop() == 0
         csms.stop()
