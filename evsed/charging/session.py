@@ -169,8 +169,8 @@ def _apply(s: ConnectorState, event: Event, now: float, out: list[Command]) -> C
         case TagPresented(id_tag=tag):
             if s.tx_active and s.stop_reason is None and tag == s.auth_tag:
                 return _request_stop(s, StopReason.LOCAL, now)
-            if s.tx_active or s.pending_tag is not None:
-                return s
+            if s.tx_active or s.pending_tag is not None or s.blocking_faults:
+                return s  # busy, or faulted: a faulted connector takes no new session
             out.append(Authorize(tag))
             return dataclasses.replace(s, pending_tag=tag)
         case AuthAccepted(id_tag=tag):
@@ -233,11 +233,9 @@ def _on_cp(s: ConnectorState, cp: CpState, now: float, out: list[Command]) -> Co
         return s
     if s.plugged and not was_plugged:
         if s.auth_tag is not None and not s.tx_active:
-            return _start_transaction(s, out)
+            return s  # _reconcile starts the transaction
         if s.settings.free_mode and not s.tx_active and not s.finished:
-            return _start_transaction(
-                dataclasses.replace(s, auth_tag=s.settings.free_mode_id_tag), out
-            )
+            return dataclasses.replace(s, auth_tag=s.settings.free_mode_id_tag)
     return s
 
 
@@ -257,7 +255,7 @@ def _check_overcurrent(s: ConnectorState, amps: float, now: float) -> ConnectorS
 def _authorized(s: ConnectorState, tag: str, now: float, out: list[Command]) -> ConnectorState:
     s = dataclasses.replace(s, auth_tag=tag, finished=False)
     if s.plugged:
-        return _start_transaction(s, out)
+        return s  # _reconcile starts the transaction
     return dataclasses.replace(s, auth_deadline=now + s.settings.connection_timeout_s)
 
 
@@ -300,6 +298,10 @@ def _reconcile(
         grace_over = s.stop_deadline is not None and now >= s.stop_deadline
         if ev_left_c or grace_over or not s.contactor_closed or s.blocking_faults:
             s = _end_transaction(s, s.stop_reason, out)
+
+    if s.auth_tag is not None and s.plugged and not s.tx_active and not s.blocking_faults:
+        # Plugged and authorized: the transaction starts (OCPP 1.6 §3.6). Never while faulted.
+        s = _start_transaction(s, out)
 
     if s.blocking_faults:
         fault_since = now if s.fault_since is None else s.fault_since

@@ -187,9 +187,21 @@ CASES = [
         Phase.SUSPENDED_EV,
     ),
     Case(
-        "mcu_link_lost_blocks_closing",
+        "faulted_connector_takes_no_new_session",
         [(0, FaultRaised(Fault.MCU_LINK_LOST)), *plugged_and_charging(1)],
-        [ShowStateF(), StopPwm(), Authorize(TAG), StartTransaction(TAG)],
+        [ShowStateF(), StopPwm()],
+        Phase.WAITING_FOR_AUTH,
+    ),
+    Case(
+        "authorized_while_faulted_starts_once_the_fault_clears",
+        [
+            (0, cp(B)),
+            (1, TagPresented(TAG)),
+            (1.1, FaultRaised(Fault.METER_FAILURE)),
+            (1.2, AuthAccepted(TAG)),
+            (3, FaultCleared(Fault.METER_FAILURE)),
+        ],
+        [Authorize(TAG), ShowStateF(), StartTransaction(TAG), SetPwm(16.0)],
         Phase.SUSPENDED_EV,
     ),
     Case(

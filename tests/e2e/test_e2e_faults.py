@@ -1,5 +1,6 @@
 """Simulated faults end to end: the contactor opens and the CSMS learns the right errorCode."""
 
+import time
 from pathlib import Path
 
 import pytest
@@ -55,8 +56,30 @@ def test_welded_contactor_is_detected_and_latched(tmp_path: Path, csms: DevCsms)
         # Latched: repairing the contactor does not clear the fault by itself.
         wait_for(lambda: csms.calls("CP01", "StopTransaction"), what="StopTransaction")
         assert "contactor-welded" in evsed.connector()["faults"]
+        # A welded contactor blocks new sessions until someone clears it.
+        evsed.sim("plug")
+        evsed.sim("swipe", "04E91C2A")
+        time.sleep(0.5)
+        assert len(csms.calls("CP01", "Authorize")) == 1
+        assert evsed.connector()["pilot"] != "pwm"
         assert evsed.ctl("clear-faults").stdout.strip() == "cleared: contactor-welded"
+        wait_for(lambda: last_status(csms) == ("Preparing", "NoError"), what="Preparing")
+        evsed.sim("unplug")
         wait_for(lambda: last_status(csms) == ("Available", "NoError"), what="Available")
+    finally:
+        assert evsed.stop() == 0
+
+
+def test_meter_failure_does_not_stop_charging_when_the_meter_is_optional(
+    tmp_path: Path, csms: DevCsms
+) -> None:
+    evsed = Evsed.start(tmp_path, csms.ws_url, charging={"require_meter": False})
+    try:
+        charging(evsed)
+        evsed.sim("fault", "meter-offline")
+        wait_for(lambda: "meter-failure" in evsed.connector()["faults"], what="meter failure")
+        wait_for(lambda: last_status(csms) == ("Charging", "PowerMeterFailure"), what="reported")
+        assert evsed.connector()["contactor_closed"]
     finally:
         assert evsed.stop() == 0
 
