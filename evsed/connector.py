@@ -38,7 +38,8 @@ from evsed.charging.events import (
     TimePassed,
 )
 from evsed.charging.faults import Fault
-from evsed.charging.session import ConnectorState, Settings, step
+from evsed.charging.session import step
+from evsed.charging.state import ConnectorState, Settings
 from hal.errors import MeterError
 from hal.iec61851 import current_to_duty
 from hal.interfaces import Contactor, Meter, Pilot

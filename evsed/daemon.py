@@ -13,7 +13,7 @@ from typing import Any
 
 from evsed import __version__, sdnotify
 from evsed.charging.events import StopReason, TagPresented
-from evsed.charging.session import Settings
+from evsed.charging.state import Settings
 from evsed.config import Config
 from evsed.connector import ConnectorRunner
 from evsed.control.server import ControlError, ControlServer

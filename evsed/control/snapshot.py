@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from evsed.charging.session import Pilot
+from evsed.charging.state import Pilot
 from evsed.connector import ConnectorRunner
 from evsed.ocpp.v16.status import connector_status
 

@@ -33,7 +33,8 @@ from evsed.charging.events import (
     TimePassed,
 )
 from evsed.charging.faults import Fault
-from evsed.charging.session import ConnectorState, Phase, Pilot, Settings, step
+from evsed.charging.session import step
+from evsed.charging.state import ConnectorState, Phase, Pilot, Settings
 from hal.types import CpState
 
 A, B, C, D, E = CpState.A, CpState.B, CpState.C, CpState.D, CpState.E

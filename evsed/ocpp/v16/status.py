@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from evsed.charging.faults import Fault
-from evsed.charging.session import ConnectorState, Phase
+from evsed.charging.state import ConnectorState, Phase
 
 # Most severe first: the first active fault in this order names the errorCode.
 ERROR_CODES: dict[Fault, str] = {
