@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import shlex
 import signal
+import subprocess
 import sys
 
 from evsed import __version__
@@ -27,20 +30,38 @@ def main(argv: list[str] | None = None) -> int:
         print(f"evsed: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     _setup_logging(config)
+    daemon = Daemon(config)
     try:
-        asyncio.run(_run(config))
+        asyncio.run(_run(daemon))
     except ConfigError as exc:
         log.error("configuration error: %s", exc)
         return EXIT_CONFIG
+    if daemon.restart is not None:
+        _restart(daemon.restart, config, args.config)
     return 0
 
 
-async def _run(config: Config) -> None:
+async def _run(daemon: Daemon) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await Daemon(config).run(stop)
+    await daemon.run(stop)
+
+
+def _restart(kind: str, config: Config, config_path: str) -> None:
+    """OCPP Reset (§5.14): Soft restarts the daemon in place (same PID, so systemd keeps
+    supervising it); Hard runs ``charger.reboot_command`` when one is set."""
+    command = config.charger.reboot_command
+    if kind == "Hard" and command:
+        log.warning("hard reset: running %r", command)
+        result = subprocess.run(shlex.split(command), check=False)
+        if result.returncode == 0:
+            return
+        log.error("reboot command failed with %d; restarting the daemon instead", result.returncode)
+    log.warning("%s reset: restarting evsed", kind.lower())
+    logging.shutdown()
+    os.execv(sys.executable, [sys.executable, "-m", "evsed", "--config", config_path])
 
 
 def _setup_logging(config: Config) -> None:

@@ -29,6 +29,7 @@ class ChargerConfig:
     firmware_version: str = ""
     state_dir: str = "/data/evsed"
     control_socket: str = "/run/evsed/control.sock"
+    reboot_command: str = "systemctl reboot"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,7 @@ class CsmsConfig:
     reconnect_min_s: float = 2.0
     reconnect_max_s: float = 300.0
     ping_interval_s: float = 60.0
+    outbox_max_messages: int = 10000
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,7 @@ class ChargingConfig:
     require_meter: bool = True
     ventilation_available: bool = False
     c_debounce_s: float = 0.5
+    connector_lock: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +268,11 @@ def _check_values(config: Config, path: Path) -> None:
             "must be >= csms.reconnect_min_s",
         ),
         (config.csms.ping_interval_s >= 0, "csms.ping_interval_s", "must be >= 0 (0 = off)"),
+        (
+            config.csms.outbox_max_messages >= 100,
+            "csms.outbox_max_messages",
+            "must be at least 100",
+        ),
         (
             6.0 <= config.charging.max_current_a <= 80.0,
             "charging.max_current_a",

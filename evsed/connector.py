@@ -16,14 +16,17 @@ from typing import Protocol
 
 from evsed.charging.commands import (
     Authorize,
+    CheckStopTag,
     CloseContactor,
     Command,
+    LockConnector,
     OpenContactor,
     SetPwm,
     ShowStateF,
     StartTransaction,
     StopPwm,
     StopTransaction,
+    UnlockConnector,
 )
 from evsed.charging.events import (
     AuthAccepted,
@@ -35,11 +38,12 @@ from evsed.charging.events import (
     FaultCleared,
     FaultRaised,
     StopReason,
+    StopRequested,
     TimePassed,
 )
 from evsed.charging.faults import Fault
 from evsed.charging.session import step
-from evsed.charging.state import ConnectorState, Settings
+from evsed.charging.state import ConnectorState, PilotSignal, Settings
 from hal.errors import MeterError
 from hal.iec61851 import current_to_duty
 from hal.interfaces import Contactor, Meter, Pilot
@@ -63,14 +67,15 @@ METER_BACKOFF_MAX_S = 5.0
 class TransactionSink(Protocol):
     """Where transactions are recorded and reported (the OCPP layer, through the store)."""
 
-    async def start(self, connector_id: int, id_tag: str, meter_wh: int) -> None: ...
+    async def start(self, connector_id: int, id_tag: str, reading: MeterReading | None) -> None: ...
 
-    async def stop(self, connector_id: int, reason: StopReason, meter_wh: int) -> None: ...
-
-    async def sample(self, connector_id: int, reading: MeterReading) -> None: ...
+    async def stop(
+        self, connector_id: int, reason: StopReason, reading: MeterReading | None
+    ) -> None: ...
 
 
 Authorizer = Callable[[str], Awaitable[bool]]
+StopTagCheck = Callable[[int, str], Awaitable[bool]]
 
 
 class ConnectorRunner:
@@ -87,8 +92,8 @@ class ConnectorRunner:
         sink: TransactionSink,
         authorize: Authorizer,
         clock: Callable[[], float],
+        may_stop: StopTagCheck | None = None,
         meter_poll_s: float = 1.0,
-        meter_values_interval_s: float = 60.0,
         feedback_check_s: float = 0.1,
     ) -> None:
         self.connector_id = connector_id
@@ -97,9 +102,9 @@ class ConnectorRunner:
         self.meter_reading: MeterReading | None = None
         self._pilot, self._contactor, self._meter = pilot, contactor, meter
         self._sink, self._authorize, self._clock = sink, authorize, clock
+        self._may_stop = may_stop
         self._meter_poll_s = meter_poll_s
         self._feedback_check_s = feedback_check_s
-        self._sample_interval_s = meter_values_interval_s
         self._control = PilotControl()
         self._work: asyncio.Queue[Callable[[], Awaitable[None]]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
@@ -115,7 +120,7 @@ class ConnectorRunner:
         await self._meter.start()
         await self._pilot.start(self._on_pilot_status, self._on_link)
         self._pilot.set_control(self._control)
-        for coro in (self._worker(), self._ticker(), self._meter_loop(), self._sampler()):
+        for coro in (self._worker(), self._ticker(), self._meter_loop()):
             self._tasks.append(asyncio.create_task(coro))
 
     async def first_reading(self, timeout: float) -> MeterReading | None:
@@ -138,6 +143,11 @@ class ConnectorRunner:
         await self._pilot.stop()
         await self._meter.stop()
         self._contactor.stop()
+
+    @property
+    def offered_current_a(self) -> float:
+        """What the PWM offers now (OCPP Current.Offered); 0 without PWM."""
+        return self.state.pwm_a if self.state.pilot is PilotSignal.PWM else 0.0
 
     @property
     def pilot_link_ok(self) -> bool:
@@ -234,14 +244,20 @@ class ConnectorRunner:
                 self._send_control(duty=DUTY_OFF)
             case ShowStateF():
                 self._send_control(duty=DUTY_STATE_F)
+            case LockConnector():
+                self._send_control(lock=True)
+            case UnlockConnector():
+                self._send_control(lock=False)
+            case CheckStopTag(id_tag=tag):
+                self._work.put_nowait(lambda: self._run_stop_check(tag))
             case Authorize(id_tag=tag):
                 self._work.put_nowait(lambda: self._run_authorize(tag))
             case StartTransaction(id_tag=tag):
-                meter_wh = self._meter_wh()
-                self._work.put_nowait(lambda: self._sink.start(self.connector_id, tag, meter_wh))
+                reading = self.meter_reading
+                self._work.put_nowait(lambda: self._sink.start(self.connector_id, tag, reading))
             case StopTransaction(reason=reason):
-                meter_wh = self._meter_wh()
-                self._work.put_nowait(lambda: self._sink.stop(self.connector_id, reason, meter_wh))
+                reading = self.meter_reading
+                self._work.put_nowait(lambda: self._sink.stop(self.connector_id, reason, reading))
 
     def _send_control(self, **changes: object) -> None:
         self._control = dataclasses.replace(self._control, **changes)  # type: ignore[arg-type]
@@ -269,9 +285,17 @@ class ConnectorRunner:
             accepted = False
         self.feed(AuthAccepted(tag) if accepted else AuthRejected(tag))
 
-    def _meter_wh(self) -> int:
-        reading = self.meter_reading
-        return int(reading.energy_import_wh) if reading else 0
+    async def _run_stop_check(self, tag: str) -> None:
+        allowed = False
+        if self._may_stop is not None:
+            try:
+                allowed = await self._may_stop(self.connector_id, tag)
+            except Exception:
+                log.exception("connector %d: checking a stop tag failed", self.connector_id)
+        if allowed:
+            self.feed(StopRequested(StopReason.LOCAL))
+        else:
+            log.info("connector %d: presented tag may not stop this transaction", self.connector_id)
 
     # -- loops --------------------------------------------------------------------------------
 
@@ -325,18 +349,6 @@ class ConnectorRunner:
             return self._meter_poll_s
         backoff = self._meter_poll_s * float(2 ** min(self._meter_failures - 1, 5))
         return min(backoff, max(METER_BACKOFF_MAX_S, self._meter_poll_s))
-
-    async def _sampler(self) -> None:
-        if self._sample_interval_s <= 0:
-            return
-        while True:
-            await asyncio.sleep(self._sample_interval_s)
-            reading = self.meter_reading
-            if self.state.tx_active and reading is not None:
-                self._work.put_nowait(self._sample_job(reading))
-
-    def _sample_job(self, reading: MeterReading) -> Callable[[], Awaitable[None]]:
-        return lambda: self._sink.sample(self.connector_id, reading)
 
 
 _MCU_FAULTS: dict[McuFault, Fault] = {

@@ -4,7 +4,7 @@ socket from the config, runs them in one asyncio loop, and shuts down contactor-
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from evsed import __version__, sdnotify
-from evsed.charging.events import StopReason, TagPresented
+from evsed.charging.events import AvailabilityChanged, StopReason, TagPresented
 from evsed.charging.state import Settings
 from evsed.config import Config
 from evsed.connector import ConnectorRunner
@@ -20,8 +20,15 @@ from evsed.control.server import ControlError, ControlServer
 from evsed.control.snapshot import connector_snapshot
 from evsed.errors import ConfigError
 from evsed.ocpp.transport import CsmsLink
+from evsed.ocpp.v16.authorization import Authorizer
+from evsed.ocpp.v16.configuration import ConfigurationKeys
+from evsed.ocpp.v16.metering import SUPPORTED_MEASURANDS
+from evsed.ocpp.v16.operations import CsmsOperations, ResetType, settings_from_keys
 from evsed.ocpp.v16.service import OcppV16Service
+from evsed.ocpp.v16.settings import KeyAuthSettings, KeyMeasurands, key_defaults
 from evsed.ocpp.v16.transactions import V16Transactions
+from evsed.store import kv
+from evsed.store.auth import AuthStore
 from evsed.store.db import Database
 from evsed.store.transactions import TransactionStore
 from hal.interfaces import Contactor, Meter, Pilot
@@ -149,24 +156,39 @@ class Daemon:
         self.hardware: Hardware | None = None
         self.runners: dict[int, ConnectorRunner] = {}
         self.service: OcppV16Service | None = None
+        self.restart: ResetType | None = None  # set by an OCPP Reset: restart after stopping
         self._store: TransactionStore | None = None
+        self._db: Database | None = None
+        self._stop: asyncio.Event | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         config = self.config
-        db = Database(config.state_dir)
-        store = self._store = TransactionStore(db)
+        loop = asyncio.get_running_loop()
+        self._stop = stop
+        db = self._db = Database(config.state_dir)
+        store = self._store = TransactionStore(db, config.csms.outbox_max_messages)
+        keys = ConfigurationKeys(
+            db,
+            defaults=key_defaults(config),
+            number_of_connectors=1,
+            supported_profiles=["Core", "LocalAuthListManagement"],
+            measurands=SUPPORTED_MEASURANDS,
+        )
         hardware = self.hardware = await build_hardware(config)
         url = config.csms.url.rstrip("/") + "/" + config.charger.id
         link = CsmsLink(
             url,
             reconnect_min_s=config.csms.reconnect_min_s,
             reconnect_max_s=config.csms.reconnect_max_s,
-            ping_interval_s=config.csms.ping_interval_s,
+            ping_interval_s=keys.get_int("WebSocketPingInterval"),
         )
         transactions = V16Transactions(
-            store, wall_clock=_utcnow, wake_outbox=lambda: service.wake_outbox()
+            store,
+            wall_clock=_utcnow,
+            wake_outbox=lambda: service.wake_outbox(),
+            meter_settings=KeyMeasurands(keys),
+            phases=config.charging.phases,
         )
-        loop = asyncio.get_running_loop()
         runner = ConnectorRunner(
             CONNECTOR_ID,
             _settings(config),
@@ -174,12 +196,13 @@ class Daemon:
             contactor=hardware.contactor,
             meter=hardware.meter,
             sink=transactions,
-            authorize=lambda tag: service.authorize(tag),
+            authorize=lambda tag: ops.authorize(CONNECTOR_ID, tag),
+            may_stop=lambda connector_id, tag: ops.may_stop(connector_id, tag),
             clock=loop.time,
             meter_poll_s=config.hal.meter.poll_interval_s,
-            meter_values_interval_s=config.charging.meter_values_interval_s,
             feedback_check_s=config.hal.contactor.feedback_check_s,
         )
+        runner.state = dataclasses.replace(runner.state, settings=settings_from_keys(runner, keys))
         self.runners = {CONNECTOR_ID: runner}
         service = self.service = OcppV16Service(
             config,
@@ -187,16 +210,50 @@ class Daemon:
             self.runners,
             transactions,
             link,
+            keys,
             firmware_version=self.firmware_version,
             wall_clock=_utcnow,
         )
+        authorizer = Authorizer(
+            AuthStore(db),
+            KeyAuthSettings(keys),
+            ask_csms=service.ask_authorize,
+            online=lambda: service.online,
+            now=_utcnow,
+            on_local_list_conflict=service.local_list_conflict,
+        )
+        ops = CsmsOperations(
+            self.runners,
+            transactions,
+            keys,
+            authorizer,
+            csms_transaction_id=service.csms_transaction_id,
+            persist_availability=self._persist_availability,
+            request_restart=self._request_restart,
+        )
+        service.ops, service.authorizer = ops, authorizer
+
+        def key_changed(key: str) -> None:
+            ops.apply_key(key)
+            service.key_changed(key)
+
+        def on_key(key: str, _value: str) -> None:
+            # Called in whichever thread changed the key.
+            loop.call_soon_threadsafe(key_changed, key)
+
+        keys.subscribe(on_key)
         control = ControlServer(config.control_socket, self)
-        ocpp_task: asyncio.Task[None] | None = None
+        tasks: list[asyncio.Task[None]] = []
         try:
             await runner.start()
+            self._restore_availability(runner)
             await self._recover(runner, transactions)
             await control.start()
-            ocpp_task = asyncio.create_task(service.run(), name="ocpp")
+            tasks = [
+                asyncio.create_task(service.run(), name="ocpp"),
+                asyncio.create_task(service.sampler.run(), name="sampler"),
+                asyncio.create_task(sdnotify.watchdog_loop(), name="watchdog"),
+            ]
             sdnotify.notify("READY=1")
             log.info(
                 "evsed %s up: charger %s, hal %s, CSMS %s",
@@ -205,25 +262,38 @@ class Daemon:
                 config.hal.kind,
                 url,
             )
-            watchdog = asyncio.create_task(sdnotify.watchdog_loop())
             await stop.wait()
-            watchdog.cancel()
         finally:
-            sdnotify.notify("STOPPING=1")
+            sdnotify.notify("RELOADING=1" if self.restart else "STOPPING=1")
             log.info("shutting down: opening contactor")
             await runner.shutdown()
             await self._stop_open_transactions(transactions, runner)
             await control.stop()
-            if ocpp_task is not None:
+            if tasks:
                 await self._drain_outbox(store)
                 await link.close()
-                ocpp_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await ocpp_task
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             if hardware.world is not None:
                 await hardware.world.stop()
             db.close()
             log.info("stopped")
+
+    def _request_restart(self, kind: ResetType) -> None:
+        self.restart = kind
+        if self._stop is not None:
+            self._stop.set()
+
+    def _persist_availability(self, connector_id: int, operative: bool) -> None:
+        assert self._db is not None
+        kv.put(self._db, f"connector.{connector_id}.operative", str(operative).lower())
+
+    def _restore_availability(self, runner: ConnectorRunner) -> None:
+        """Availability survives a restart (OCPP 1.6 §5.2)."""
+        assert self._db is not None
+        if kv.get(self._db, f"connector.{runner.connector_id}.operative") == "false":
+            runner.feed(AvailabilityChanged(False))
 
     async def _recover(self, runner: ConnectorRunner, transactions: V16Transactions) -> None:
         """Transactions left open by a crash or power cut end with reason PowerLoss (§5.11)."""
@@ -231,10 +301,9 @@ class Daemon:
         if not open_records:
             return
         reading = await runner.first_reading(RECOVERY_METER_WAIT_S)
-        meter_wh = int(reading.energy_import_wh) if reading else 0
         for record in open_records:
             log.warning("transaction %d was open at start-up: stopping it (PowerLoss)", record.id)
-            await transactions.stop_local(record.id, StopReason.POWER_LOSS, meter_wh)
+            await transactions.stop_local(record.id, StopReason.POWER_LOSS, reading)
 
     def _open_transactions(self) -> list[Any]:
         assert self._store is not None
@@ -244,9 +313,10 @@ class Daemon:
         self, transactions: V16Transactions, runner: ConnectorRunner
     ) -> None:
         if CONNECTOR_ID in transactions.open:
-            reading = runner.meter_reading
-            meter_wh = int(reading.energy_import_wh) if reading else 0
-            await transactions.stop(CONNECTOR_ID, StopReason.REBOOT, meter_wh)
+            reason = {"Soft": StopReason.SOFT_RESET, "Hard": StopReason.HARD_RESET}.get(
+                self.restart or "", StopReason.REBOOT
+            )
+            await transactions.stop(CONNECTOR_ID, reason, runner.meter_reading)
 
     async def _drain_outbox(self, store: TransactionStore, timeout: float = 3.0) -> None:
         """Give queued messages a moment to reach the CSMS; whatever is left goes out later."""
@@ -330,6 +400,7 @@ def _settings(config: Config) -> Settings:
         ventilation_available=c.ventilation_available,
         c_debounce_s=c.c_debounce_s,
         require_meter=c.require_meter,
+        has_lock=c.connector_lock,
     )
 
 

@@ -35,6 +35,24 @@ class OpenContactor:
 
 
 @dataclass(frozen=True, slots=True)
+class LockConnector:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class UnlockConnector:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class CheckStopTag:
+    """A tag other than the one that started the transaction was presented: may it stop it
+    (same parentIdTag)? The answer comes back as StopRequested(Local) or nothing."""
+
+    id_tag: str
+
+
+@dataclass(frozen=True, slots=True)
 class Authorize:
     """Ask the authorization service about ``id_tag``; it answers with AuthAccepted/Rejected."""
 
@@ -57,6 +75,9 @@ Command = (
     | ShowStateF
     | CloseContactor
     | OpenContactor
+    | LockConnector
+    | UnlockConnector
+    | CheckStopTag
     | Authorize
     | StartTransaction
     | StopTransaction

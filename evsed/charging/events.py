@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from evsed.charging.faults import Fault
+
+if TYPE_CHECKING:
+    from evsed.charging.state import Settings
 from hal.types import CpState
 
 
@@ -21,6 +25,7 @@ class StopReason(enum.StrEnum):
     SOFT_RESET = "SoftReset"
     POWER_LOSS = "PowerLoss"
     REBOOT = "Reboot"
+    UNLOCK_COMMAND = "UnlockCommand"
     OTHER = "Other"
 
 
@@ -90,6 +95,25 @@ class LimitChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class AvailabilityChanged:
+    """Operative (True) or Inoperative (False); Inoperative waits for a running transaction."""
+
+    operative: bool
+
+
+@dataclass(frozen=True, slots=True)
+class UnlockRequested:
+    """Unlock the connector (OCPP UnlockConnector): a running transaction ends first."""
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsChanged:
+    """Policy changed at run time (e.g. through OCPP ChangeConfiguration)."""
+
+    settings: Settings
+
+
+@dataclass(frozen=True, slots=True)
 class TimePassed:
     """Periodic tick so time-based rules (debounce, timeouts) can fire."""
 
@@ -106,5 +130,8 @@ Event = (
     | CableRatingRead
     | CurrentMeasured
     | LimitChanged
+    | AvailabilityChanged
+    | UnlockRequested
+    | SettingsChanged
     | TimePassed
 )

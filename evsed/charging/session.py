@@ -20,18 +20,22 @@ import dataclasses
 
 from evsed.charging.commands import (
     Authorize,
+    CheckStopTag,
     CloseContactor,
     Command,
+    LockConnector,
     OpenContactor,
     SetPwm,
     ShowStateF,
     StartTransaction,
     StopPwm,
     StopTransaction,
+    UnlockConnector,
 )
 from evsed.charging.events import (
     AuthAccepted,
     AuthRejected,
+    AvailabilityChanged,
     CableRatingRead,
     CpStateChanged,
     CurrentMeasured,
@@ -40,10 +44,12 @@ from evsed.charging.events import (
     FaultRaised,
     LimitChanged,
     RemoteStartRequested,
+    SettingsChanged,
     StopReason,
     StopRequested,
     TagPresented,
     TimePassed,
+    UnlockRequested,
 )
 from evsed.charging.faults import Fault
 from evsed.charging.limits import (
@@ -51,7 +57,7 @@ from evsed.charging.limits import (
     next_pwm,
     overcurrent_threshold,
 )
-from evsed.charging.state import PLUGGED, ConnectorState, Pilot
+from evsed.charging.state import PLUGGED, ConnectorState, PilotSignal
 from hal.types import CpState
 
 EV_STOP_GRACE_S = 6.0  # IEC 61851-1 Table A.6 seq. 10.2: open under load after 6 s
@@ -70,12 +76,12 @@ def _apply(s: ConnectorState, event: Event, now: float, out: list[Command]) -> C
         case CpStateChanged(cp=cp):
             return _on_cp(s, cp, now, out)
         case TagPresented(id_tag=tag):
-            if s.tx_active and s.stop_reason is None and tag == s.auth_tag:
-                return _request_stop(s, StopReason.LOCAL, now)
-            if s.tx_active or s.pending_tag is not None or s.blocking_faults:
-                return s  # busy, or faulted: a faulted connector takes no new session
-            out.append(Authorize(tag))
-            return dataclasses.replace(s, pending_tag=tag)
+            if s.tx_active and s.stop_reason is None:
+                if tag == s.auth_tag:
+                    return _request_stop(s, StopReason.LOCAL, now)
+                out.append(CheckStopTag(tag))  # another card of the same group may stop it
+                return s
+            return _ask_authorization(s, tag, out)
         case AuthAccepted(id_tag=tag):
             if tag != s.pending_tag:
                 return s
@@ -87,7 +93,21 @@ def _apply(s: ConnectorState, event: Event, now: float, out: list[Command]) -> C
         case RemoteStartRequested(id_tag=tag):
             if s.tx_active or s.auth_tag is not None:
                 return s
+            if s.settings.authorize_remote_tx_requests:
+                return _ask_authorization(s, tag, out)  # OCPP 1.6 §5.11
             return _authorized(dataclasses.replace(s, pending_tag=None), tag, now, out)
+        case AvailabilityChanged(operative=operative):
+            if operative:
+                return dataclasses.replace(s, available=True, unavailable_after_tx=False)
+            if s.tx_active:
+                return dataclasses.replace(s, unavailable_after_tx=True)  # Scheduled
+            return dataclasses.replace(s, available=False, auth_tag=None, auth_deadline=None)
+        case UnlockRequested():
+            if s.tx_active and s.stop_reason is None:
+                return _request_stop(s, StopReason.UNLOCK_COMMAND, now)
+            return s
+        case SettingsChanged(settings=settings):
+            return dataclasses.replace(s, settings=settings)
         case StopRequested(reason=reason):
             if s.tx_active and s.stop_reason is None:
                 return _request_stop(s, reason, now)
@@ -155,6 +175,13 @@ def _check_overcurrent(s: ConnectorState, amps: float, now: float) -> ConnectorS
     return dataclasses.replace(s, overcurrent_since=since)
 
 
+def _ask_authorization(s: ConnectorState, tag: str, out: list[Command]) -> ConnectorState:
+    if s.tx_active or s.pending_tag is not None or s.blocking_faults or not s.available:
+        return s  # busy, faulted or unavailable: no new session
+    out.append(Authorize(tag))
+    return dataclasses.replace(s, pending_tag=tag)
+
+
 def _authorized(s: ConnectorState, tag: str, now: float, out: list[Command]) -> ConnectorState:
     s = dataclasses.replace(s, auth_tag=tag, finished=False)
     if s.plugged:
@@ -185,6 +212,8 @@ def _end_transaction(s: ConnectorState, reason: StopReason, out: list[Command]) 
         stop_deadline=None,
         auth_tag=None,
         finished=s.plugged,
+        available=s.available and not s.unavailable_after_tx,
+        unavailable_after_tx=False,
     )
 
 
@@ -202,21 +231,23 @@ def _reconcile(
         if ev_left_c or grace_over or not s.contactor_closed or s.blocking_faults:
             s = _end_transaction(s, s.stop_reason, out)
 
-    if s.auth_tag is not None and s.plugged and not s.tx_active and not s.blocking_faults:
-        # Plugged and authorized: the transaction starts (OCPP 1.6 §3.6). Never while faulted.
+    startable = s.plugged and not s.tx_active and not s.blocking_faults and s.available
+    if s.auth_tag is not None and startable:
+        # Plugged and authorized: the transaction starts (OCPP 1.6 §3.6). Never while faulted
+        # or unavailable.
         s = _start_transaction(s, out)
 
     if s.blocking_faults:
         fault_since = now if s.fault_since is None else s.fault_since
         s = dataclasses.replace(s, fault_since=fault_since)
         in_hold = now - fault_since < FAULT_STATE_F_S
-        pilot, pwm_a = (Pilot.STATE_F if in_hold else Pilot.OFF), 0.0
+        pilot, pwm_a = (PilotSignal.STATE_F if in_hold else PilotSignal.OFF), 0.0
     elif s.tx_active and s.stop_reason is None and s.plugged and s.offered_current_a > 0:
-        pilot = Pilot.PWM
-        current = s.pwm_a if s.pilot is Pilot.PWM else 0.0
+        pilot = PilotSignal.PWM
+        current = s.pwm_a if s.pilot is PilotSignal.PWM else 0.0
         pwm_a = next_pwm(current, s.offered_current_a, s.pwm_changed_at, now)
     else:
-        pilot, pwm_a = Pilot.OFF, 0.0
+        pilot, pwm_a = PilotSignal.OFF, 0.0
     if not s.blocking_faults and s.fault_since is not None:
         s = dataclasses.replace(s, fault_since=None)
 
@@ -227,21 +258,28 @@ def _reconcile(
         s.tx_active
         and not s.blocking_faults
         and ventilation_ok
-        and ((pilot is Pilot.PWM and debounced) or keep_for_stop)
+        and ((pilot is PilotSignal.PWM and debounced) or keep_for_stop)
     )
 
+    want_locked = s.settings.has_lock and s.tx_active and s.plugged
     if s.contactor_closed and not want_closed:
         out.append(OpenContactor())
         s = dataclasses.replace(s, contactor_closed=False)
-    if pilot is not s.pilot or (pilot is Pilot.PWM and pwm_a != s.pwm_a):
+    if s.locked and not want_locked:
+        out.append(UnlockConnector())
+        s = dataclasses.replace(s, locked=False)
+    if pilot is not s.pilot or (pilot is PilotSignal.PWM and pwm_a != s.pwm_a):
         match pilot:
-            case Pilot.PWM:
+            case PilotSignal.PWM:
                 out.append(SetPwm(pwm_a))
-            case Pilot.OFF:
+            case PilotSignal.OFF:
                 out.append(StopPwm())
-            case Pilot.STATE_F:
+            case PilotSignal.STATE_F:
                 out.append(ShowStateF())
         s = dataclasses.replace(s, pilot=pilot, pwm_a=pwm_a, pwm_changed_at=now)
+    if want_locked and not s.locked:
+        out.append(LockConnector())
+        s = dataclasses.replace(s, locked=True)
     if want_closed and not s.contactor_closed:
         out.append(CloseContactor())
         s = dataclasses.replace(s, contactor_closed=True)

@@ -26,9 +26,12 @@ class Settings:
     ventilation_available: bool = False
     c_debounce_s: float = 0.5
     require_meter: bool = True
+    authorize_remote_tx_requests: bool = False
+    has_lock: bool = False  # the socket has a connector lock the MCU drives
+    unlock_on_ev_disconnect: bool = True
 
 
-class Pilot(enum.Enum):
+class PilotSignal(enum.Enum):
     """What the control pilot shows."""
 
     OFF = "off"  # +12 V, no PWM
@@ -69,9 +72,12 @@ class ConnectorState:
     limit_a: float | None = None  # lower limit from outside (smart charging); None = none
     cable_a: float | None = None  # cable rating read from PP; None = not known
     overcurrent_since: float | None = None
-    pilot: Pilot = Pilot.OFF
+    pilot: PilotSignal = PilotSignal.OFF
     pwm_a: float = 0.0
     pwm_changed_at: float | None = None
+    available: bool = True  # ChangeAvailability: Operative / Inoperative
+    unavailable_after_tx: bool = False  # Inoperative was Scheduled during a transaction
+    locked: bool = False
     contactor_closed: bool = False
 
     @property

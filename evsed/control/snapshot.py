@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from evsed.charging.state import Pilot
+from evsed.charging.state import PilotSignal
 from evsed.connector import ConnectorRunner
 from evsed.ocpp.v16.status import connector_status
 
@@ -20,7 +20,7 @@ def connector_snapshot(runner: ConnectorRunner, transaction_id: int | None) -> d
         "ocpp_status": ocpp_status,
         "error_code": error,
         "cp_state": str(state.cp) if pilot else None,
-        "pwm_current_a": state.pwm_a if state.pilot is Pilot.PWM else None,
+        "pwm_current_a": state.pwm_a if state.pilot is PilotSignal.PWM else None,
         "pilot": state.pilot.value,
         "cable_max_current_a": state.cable_a,
         "contactor_closed": state.contactor_closed,

@@ -61,6 +61,10 @@ MIGRATIONS: list[str] = [
         parent_id_tag TEXT
     );
     """,
+    # 3: meter values collected for StopTransaction.transactionData (StopTxn*Data keys)
+    """
+    ALTER TABLE transactions ADD COLUMN transaction_data TEXT NOT NULL DEFAULT '[]';
+    """,
 ]
 
 

@@ -8,10 +8,13 @@ outbox is delivered strictly in order; a message is deleted only once the CSMS a
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from evsed.store.db import Database
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,13 +38,15 @@ class TransactionRecord:
     meter_stop_wh: int | None
     stopped_at: str | None
     stop_reason: str | None
+    transaction_data: str = "[]"  # JSON list of MeterValue objects for StopTransaction
 
 
 class TransactionStore:
     """Transactions plus the outbox. Methods block on SQLite: call them via asyncio.to_thread."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, max_messages: int = 10000) -> None:
         self._db = db
+        self._max = max_messages
 
     def start(
         self,
@@ -50,13 +55,21 @@ class TransactionStore:
         meter_wh: int,
         timestamp: str,
         message: tuple[str, dict[str, Any]],
+        transaction_data: list[dict[str, Any]] | None = None,
     ) -> int:
         """Record a started transaction and queue its start message; returns the local id."""
         with self._db.transaction() as cur:
             cur.execute(
                 "INSERT INTO transactions (connector_id, id_tag, meter_start_wh, started_at,"
-                " last_meter_wh) VALUES (?, ?, ?, ?, ?)",
-                (connector_id, id_tag, meter_wh, timestamp, meter_wh),
+                " last_meter_wh, transaction_data) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    connector_id,
+                    id_tag,
+                    meter_wh,
+                    timestamp,
+                    meter_wh,
+                    json.dumps(transaction_data or []),
+                ),
             )
             local_id = cur.lastrowid
             assert local_id is not None
@@ -64,14 +77,27 @@ class TransactionStore:
         return local_id
 
     def sample(
-        self, local_id: int, meter_wh: int, timestamp: str, message: tuple[str, dict[str, Any]]
+        self,
+        local_id: int,
+        meter_wh: int,
+        timestamp: str,
+        message: tuple[str, dict[str, Any]] | None,
+        keep: dict[str, Any] | None = None,
     ) -> None:
-        """Record the latest meter value of a running transaction and queue its report."""
+        """Record the latest meter value of a running transaction, queue its report (if any)
+        and keep ``keep`` for the transaction's StopTransaction.transactionData."""
         with self._db.transaction() as cur:
             cur.execute(
                 "UPDATE transactions SET last_meter_wh = ? WHERE id = ?", (meter_wh, local_id)
             )
-            self._enqueue(cur, message, local_id, timestamp)
+            if keep is not None:
+                cur.execute(
+                    "UPDATE transactions SET transaction_data = json_insert(transaction_data,"
+                    " '$[#]', json(?)) WHERE id = ?",
+                    (json.dumps(keep), local_id),
+                )
+            if message is not None:
+                self._enqueue(cur, message, local_id, timestamp)
 
     def stop(
         self,
@@ -141,12 +167,22 @@ class TransactionStore:
     def pending(self) -> int:
         return int(self._db.query("SELECT COUNT(*) AS n FROM outbox")[0]["n"])
 
-    @staticmethod
     def _enqueue(
-        cur: Any, message: tuple[str, dict[str, Any]], local_id: int | None, timestamp: str
+        self, cur: Any, message: tuple[str, dict[str, Any]], local_id: int | None, timestamp: str
     ) -> None:
         action, payload = message
         cur.execute(
             "INSERT INTO outbox (action, local_tx_id, payload, created_at) VALUES (?, ?, ?, ?)",
             (action, local_id, json.dumps(payload, separators=(",", ":")), timestamp),
         )
+        (count,) = cur.execute("SELECT COUNT(*) FROM outbox").fetchone()
+        if count > self._max:
+            # Bounded growth: intermediate meter values go first, oldest first; starts and
+            # stops are never dropped (the transaction itself must reach the CSMS).
+            cur.execute(
+                "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE action ="
+                " 'MeterValues' ORDER BY seq LIMIT ?)",
+                (count - self._max,),
+            )
+            if cur.rowcount:
+                log.warning("outbox full: dropped %d meter value messages", cur.rowcount)

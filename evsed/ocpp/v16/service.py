@@ -1,8 +1,9 @@
-"""The OCPP 1.6J client loop: boot gating, heartbeat, status, the outbox, authorization.
+"""The OCPP 1.6J client loop: boot gating, heartbeat, status, the outbox, metering.
 
 Per connection: BootNotification until Accepted (nothing else is sent before, §4.2), then a
-StatusNotification for every connector, then heartbeats, status changes and the outbox run
-side by side. The ``ocpp`` library allows one outstanding CALL at a time, as OCPP-J requires.
+StatusNotification for every connector, then heartbeats, status changes, meter samples and the
+outbox run side by side. The ``ocpp`` library allows one outstanding CALL at a time, as OCPP-J
+requires; a late reply to a call that timed out is dropped by the library.
 """
 
 from __future__ import annotations
@@ -19,19 +20,22 @@ from ocpp.v16 import call
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from evsed.charging.events import RemoteStartRequested, StopReason, StopRequested
+from evsed.charging.events import StopReason, StopRequested
 from evsed.config import Config
 from evsed.connector import ConnectorRunner
 from evsed.ocpp.transport import CsmsLink
+from evsed.ocpp.v16.authorization import Authorizer
 from evsed.ocpp.v16.charge_point import V16ChargePoint
+from evsed.ocpp.v16.configuration import ConfigurationKeys
+from evsed.ocpp.v16.operations import CsmsOperations
+from evsed.ocpp.v16.sampler import MeterSampler
 from evsed.ocpp.v16.status import connector_status
-from evsed.ocpp.v16.transactions import V16Transactions
+from evsed.ocpp.v16.transactions import V16Transactions, iso
 from evsed.store.transactions import TransactionStore
 
 log = logging.getLogger(__name__)
 
-TRANSACTION_MESSAGE_ATTEMPTS = 3
-TRANSACTION_MESSAGE_RETRY_S = 10.0
+StatusChange = tuple[int, str, str, str]  # connector, status, errorCode, timestamp
 
 
 class OcppV16Service:
@@ -44,6 +48,7 @@ class OcppV16Service:
         connectors: dict[int, ConnectorRunner],
         transactions: V16Transactions,
         link: CsmsLink,
+        keys: ConfigurationKeys,
         *,
         firmware_version: str,
         wall_clock: Callable[[], datetime],
@@ -53,23 +58,27 @@ class OcppV16Service:
         self._connectors = connectors
         self._tx = transactions
         self.link = link
+        self._keys = keys
         self._firmware_version = firmware_version
         self._now = wall_clock
+        self.ops: CsmsOperations | None = None  # set by the composition root
+        self.authorizer: Authorizer | None = None
         self.registration = ""  # last BootNotification answer: Accepted / Pending / Rejected
-        self.heartbeat_interval = config.csms.heartbeat_interval_s
         self._accepted_once = False
         self._cp: V16ChargePoint | None = None
         self._outbox_wake = asyncio.Event()
         self._outbox_idle = asyncio.Event()
+        self._heartbeat_changed = asyncio.Event()
         # Every status change, in order, with the time it happened: a fault that lasts a few
-        # milliseconds is still reported (MinimumStatusDuration = 0).
-        self._status_changes: asyncio.Queue[tuple[int, str, str, str]] = asyncio.Queue()
+        # milliseconds is still reported unless MinimumStatusDuration says otherwise.
+        self._status_changes: asyncio.Queue[StatusChange] = asyncio.Queue()
         self._status_last: dict[int, tuple[str, str]] = {}
         self._csms_ids: dict[int, int] = {}  # local transaction id -> CSMS transactionId
+        self.sampler = MeterSampler(connectors, transactions, store, keys, wall_clock, self)
         for runner in connectors.values():
             runner.on_change(self._connector_changed)
 
-    # -- used by the charging side ------------------------------------------------------------
+    # -- used by the charging and authorization side ------------------------------------------
 
     def wake_outbox(self) -> None:
         self._outbox_idle.clear()
@@ -79,49 +88,32 @@ class OcppV16Service:
     def online(self) -> bool:
         return self._cp is not None
 
-    async def authorize(self, id_tag: str) -> bool:
-        """Authorize.req (§4.1); False when offline or the CSMS does not accept the tag."""
+    async def ask_authorize(self, id_tag: str) -> dict[str, Any] | None:
+        """Authorize.req (§4.1): the IdTagInfo, or None when offline or without an answer."""
         cp = self._cp
         if cp is None:
-            log.warning("cannot authorize a tag while offline: rejected")
-            return False
+            return None
         try:
             result = await cp.call(call.Authorize(id_tag=id_tag), suppress=False)
         except (OCPPError, TimeoutError, ConnectionClosed) as exc:
             log.warning("Authorize failed: %s", exc)
-            return False
-        return bool(result.id_tag_info.get("status") == "Accepted")
+            return None
+        info: dict[str, Any] = result.id_tag_info
+        return info
 
     def csms_transaction_id(self, connector_id: int) -> int | None:
         local_id = self._tx.open.get(connector_id)
         return None if local_id is None else self._csms_ids.get(local_id)
 
-    # -- used by the handlers -----------------------------------------------------------------
+    def key_changed(self, key: str) -> None:
+        if key == "HeartbeatInterval":
+            self._heartbeat_changed.set()
+        self.sampler.key_changed(key)
 
-    def _pick_connector(self, connector_id: int | None) -> ConnectorRunner | None:
-        if connector_id is None:
-            return next((r for r in self._connectors.values() if _idle(r)), None)
-        return self._connectors.get(connector_id)
-
-    def can_remote_start(self, connector_id: int | None) -> bool:
-        runner = self._pick_connector(connector_id)
-        return runner is not None and _idle(runner)
-
-    def remote_start(self, connector_id: int | None, id_tag: str) -> None:
-        runner = self._pick_connector(connector_id)
-        if runner is not None:
-            runner.feed(RemoteStartRequested(id_tag))
-
-    def connector_of_csms_tx(self, transaction_id: int) -> ConnectorRunner | None:
-        for connector_id, local_id in self._tx.open.items():
-            if self._csms_ids.get(local_id) == transaction_id:
-                return self._connectors.get(connector_id)
-        return None
-
-    def remote_stop(self, transaction_id: int) -> None:
-        runner = self.connector_of_csms_tx(transaction_id)
-        if runner is not None:
-            runner.feed(StopRequested(StopReason.REMOTE))
+    def local_list_conflict(self, id_tag: str) -> None:
+        """§3.5.2: the CSMS contradicted the local list: StatusNotification, connector 0."""
+        log.warning("local authorization list conflicts with the CSMS for a tag")
+        self._status_changes.put_nowait((0, "Available", "LocalListConflict", self._iso_now()))
 
     # -- the connection -----------------------------------------------------------------------
 
@@ -129,8 +121,12 @@ class OcppV16Service:
         await self.link.run(self._session)
 
     async def _session(self, ws: ClientConnection) -> None:
+        assert self.ops is not None
         cp = V16ChargePoint(
-            self._config.charger.id, ws, self, response_timeout=self._config.csms.call_timeout_s
+            self._config.charger.id,
+            ws,
+            self.ops,
+            response_timeout=self._config.csms.call_timeout_s,
         )
         reader = asyncio.create_task(cp.start(), name="ocpp-reader")
         workers: list[asyncio.Task[None]] = []
@@ -177,28 +173,49 @@ class OcppV16Service:
                 await asyncio.sleep(self._config.csms.reconnect_min_s)
                 continue
             self.registration = str(result.status)
-            interval = int(result.interval) or self._config.csms.heartbeat_interval_s
+            interval = int(result.interval)
             log.info("BootNotification: %s (interval %d s)", result.status, interval)
             if result.status == "Accepted":
-                self.heartbeat_interval = interval
+                if interval > 0:
+                    # §4.2: the interval in BootNotification.conf is the heartbeat interval.
+                    await asyncio.to_thread(self._keys.change, "HeartbeatInterval", str(interval))
                 self._accepted_once = True
                 return
-            await asyncio.sleep(interval)
+            await asyncio.sleep(interval or self._keys.get_int("HeartbeatInterval"))
 
     async def _heartbeats(self, cp: V16ChargePoint) -> None:
         while True:
-            await asyncio.sleep(self.heartbeat_interval)
+            self._heartbeat_changed.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._keys.get_int("HeartbeatInterval")):
+                    await self._heartbeat_changed.wait()
+                    continue  # a new interval: start counting again
             try:
                 await cp.call(call.Heartbeat(), suppress=False)
             except (OCPPError, TimeoutError) as exc:
                 log.warning("Heartbeat failed: %s", exc)
 
+    # -- status -------------------------------------------------------------------------------
+
     def _connector_changed(self, runner: ConnectorRunner) -> None:
         status = connector_status(runner.state)
-        if self._status_last.get(runner.connector_id) != status:
-            self._status_last[runner.connector_id] = status
-            if self._cp is not None:
-                self._status_changes.put_nowait((runner.connector_id, *status, self._iso_now()))
+        if self._status_last.get(runner.connector_id) == status:
+            return
+        self._status_last[runner.connector_id] = status
+        if self._cp is None:
+            return  # sent from the current state on reconnection
+        change = (runner.connector_id, *status, self._iso_now())
+        hold = self._keys.get_int("MinimumStatusDuration")
+        if hold <= 0:
+            self._status_changes.put_nowait(change)
+            return
+
+        def still_current() -> None:
+            # §9.1 MinimumStatusDuration: only a status that lasted this long is reported.
+            if self._status_last.get(runner.connector_id) == status:
+                self._status_changes.put_nowait(change)
+
+        asyncio.get_running_loop().call_later(hold, still_current)
 
     async def _statuses(self, cp: V16ChargePoint) -> None:
         """On (re)connection the current status of every connector (§4.9), then each change
@@ -237,8 +254,15 @@ class OcppV16Service:
         except (OCPPError, TimeoutError) as exc:
             log.warning("StatusNotification failed: %s", exc)
 
+    # -- outbox -------------------------------------------------------------------------------
+
     async def _outbox(self, cp: V16ChargePoint) -> None:
-        """Deliver transaction messages in order; each leaves the store only once answered."""
+        """Deliver transaction messages in order; each leaves the store only once answered.
+
+        A CALLERROR counts as a failed attempt: after TransactionMessageAttempts the message is
+        dropped, with TransactionMessageRetryInterval x attempt between tries (§4.10, §9.1).
+        A timeout is a connection problem, not a refusal: the message stays and is retried.
+        """
         while True:
             message = await asyncio.to_thread(self._store.next_message)
             if message is None:
@@ -251,35 +275,44 @@ class OcppV16Service:
             self._outbox_idle.clear()
             payload = dict(message.payload)
             if message.local_tx_id is not None and message.action != "StartTransaction":
-                csms_id = await self._csms_id(message.local_tx_id)
-                payload["transaction_id"] = csms_id
+                payload["transaction_id"] = await self._csms_id(message.local_tx_id)
             try:
                 result = await cp.call(getattr(call, message.action)(**payload), suppress=False)
             except (OCPPError, TimeoutError) as exc:
-                await asyncio.to_thread(self._store.attempted, message.seq)
-                attempts = message.attempts + 1
-                log.warning("%s attempt %d failed: %s", message.action, attempts, exc)
-                if isinstance(exc, OCPPError) and attempts >= TRANSACTION_MESSAGE_ATTEMPTS:
-                    log.error("%s dropped after %d attempts", message.action, attempts)
-                    await asyncio.to_thread(self._store.delivered, message.seq)
-                else:
-                    await asyncio.sleep(TRANSACTION_MESSAGE_RETRY_S * attempts)
+                await self._failed(message.seq, message.action, message.attempts + 1, exc)
                 continue
             if message.action == "StartTransaction" and message.local_tx_id is not None:
                 await self._started(message.local_tx_id, result, payload)
+            elif message.action == "StopTransaction" and result.id_tag_info:
+                await self._remember(payload.get("id_tag"), result.id_tag_info)
             await asyncio.to_thread(self._store.delivered, message.seq)
+
+    async def _failed(self, seq: int, action: str, attempts: int, exc: Exception) -> None:
+        log.warning("%s attempt %d failed: %s", action, attempts, exc)
+        if isinstance(exc, OCPPError):
+            await asyncio.to_thread(self._store.attempted, seq)
+            if attempts >= self._keys.get_int("TransactionMessageAttempts"):
+                log.error("%s dropped after %d attempts", action, attempts)
+                await asyncio.to_thread(self._store.delivered, seq)
+                return
+        await asyncio.sleep(self._keys.get_int("TransactionMessageRetryInterval") * attempts)
 
     async def _started(self, local_id: int, result: Any, payload: dict[str, Any]) -> None:
         csms_id = int(result.transaction_id)
         await asyncio.to_thread(self._store.set_csms_id, local_id, csms_id)
         self._csms_ids[local_id] = csms_id
+        await self._remember(payload.get("id_tag"), result.id_tag_info)
         status = result.id_tag_info.get("status")
-        if status != "Accepted":
-            # §5.17 / StopTransactionOnInvalidId: the CSMS refused the tag after the fact.
+        if status != "Accepted" and self._keys.get_bool("StopTransactionOnInvalidId"):
+            # §5.17, StopTransactionOnInvalidId: the CSMS refused the tag after the fact.
             log.warning("StartTransaction: id tag %s; stopping the transaction", status)
             runner = self._connectors.get(int(payload["connector_id"]))
             if runner is not None and self._tx.open.get(runner.connector_id) == local_id:
                 runner.feed(StopRequested(StopReason.DE_AUTHORIZED))
+
+    async def _remember(self, id_tag: str | None, info: dict[str, Any]) -> None:
+        if self.authorizer is not None and id_tag:
+            await self.authorizer.remember(id_tag, info)
 
     async def _csms_id(self, local_id: int) -> int:
         if local_id in self._csms_ids:
@@ -292,11 +325,4 @@ class OcppV16Service:
         return record.csms_tx_id
 
     def _iso_now(self) -> str:
-        from evsed.ocpp.v16.transactions import iso
-
         return iso(self._now())
-
-
-def _idle(runner: ConnectorRunner) -> bool:
-    state = runner.state
-    return not state.tx_active and state.auth_tag is None and not state.blocking_faults

@@ -2,18 +2,21 @@
 
 Payloads are kept in the ``ocpp`` library's snake_case form; ``transaction_id`` is filled in at
 delivery time from the id the CSMS gave in StartTransaction.conf (§5.17, §6.46), so transactions
-started while offline are reported with their real id once the CSMS answers.
+started while offline are reported with their real id once the CSMS answers. Meter values named
+by StopTxnSampledData are kept with the transaction and sent as StopTransaction.transactionData.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from evsed.charging.events import StopReason
+from evsed.ocpp.v16.metering import sampled_values
 from evsed.store.transactions import TransactionStore
 from hal.types import MeterReading
 
@@ -22,6 +25,12 @@ log = logging.getLogger(__name__)
 
 def iso(ts: datetime) -> str:
     return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class MeterSettings(Protocol):
+    """The measurand lists of the configuration keys (§9.1), read when they are needed."""
+
+    def measurands(self, key: str) -> list[str]: ...
 
 
 class V16Transactions:
@@ -33,14 +42,30 @@ class V16Transactions:
         *,
         wall_clock: Callable[[], datetime],
         wake_outbox: Callable[[], None],
+        meter_settings: MeterSettings,
+        phases: int = 3,
     ) -> None:
         self._store = store
         self._now = wall_clock
         self._wake = wake_outbox
+        self._settings = meter_settings
+        self._phases = phases
         self.open: dict[int, int] = {}  # connector id -> local transaction id
 
-    async def start(self, connector_id: int, id_tag: str, meter_wh: int) -> None:
+    def _meter_value(
+        self, reading: MeterReading | None, key: str, context: str, ts: str, offered_a: float
+    ) -> dict[str, Any] | None:
+        measurands = self._settings.measurands(key)
+        if reading is None or not measurands:
+            return None
+        values = sampled_values(
+            reading, measurands, context, offered_a=offered_a, phases=self._phases
+        )
+        return {"timestamp": ts, "sampled_value": values} if values else None
+
+    async def start(self, connector_id: int, id_tag: str, reading: MeterReading | None) -> None:
         ts = iso(self._now())
+        meter_wh = _wh(reading)
         message = (
             "StartTransaction",
             {
@@ -50,8 +75,9 @@ class V16Transactions:
                 "timestamp": ts,
             },
         )
+        begin = self._meter_value(reading, "StopTxnSampledData", "Transaction.Begin", ts, 0.0)
         local_id = await asyncio.to_thread(
-            self._store.start, connector_id, id_tag, meter_wh, ts, message
+            self._store.start, connector_id, id_tag, meter_wh, ts, message, [begin] if begin else []
         )
         self.open[connector_id] = local_id
         log.info(
@@ -63,49 +89,67 @@ class V16Transactions:
         )
         self._wake()
 
-    async def sample(self, connector_id: int, reading: MeterReading) -> None:
+    async def sample(
+        self, connector_id: int, reading: MeterReading, offered_a: float, context: str
+    ) -> None:
+        """A periodic (Sample.Periodic) or clock-aligned (Sample.Clock) sample in a transaction."""
         local_id = self.open.get(connector_id)
         if local_id is None:
             return
         ts = iso(self._now())
-        message = (
-            "MeterValues",
-            {
-                "connector_id": connector_id,
-                "meter_value": [
-                    {"timestamp": ts, "sampled_value": sampled_values(reading, "Sample.Periodic")}
-                ],
-            },
+        clock = context == "Sample.Clock"
+        report = self._meter_value(
+            reading,
+            "MeterValuesAlignedData" if clock else "MeterValuesSampledData",
+            context,
+            ts,
+            offered_a,
         )
-        await asyncio.to_thread(
-            self._store.sample, local_id, int(reading.energy_import_wh), ts, message
+        keep = self._meter_value(
+            reading,
+            "StopTxnAlignedData" if clock else "StopTxnSampledData",
+            context,
+            ts,
+            offered_a,
         )
-        self._wake()
+        message = None
+        if report is not None:
+            message = ("MeterValues", {"connector_id": connector_id, "meter_value": [report]})
+        await asyncio.to_thread(self._store.sample, local_id, _wh(reading), ts, message, keep)
+        if message is not None:
+            self._wake()
 
-    async def stop(self, connector_id: int, reason: StopReason, meter_wh: int) -> None:
+    async def stop(
+        self, connector_id: int, reason: StopReason, reading: MeterReading | None
+    ) -> None:
         local_id = self.open.pop(connector_id, None)
         if local_id is None:
             log.error("connector %d: stop without a running transaction", connector_id)
             return
-        await self.stop_local(local_id, reason, meter_wh)
+        await self.stop_local(local_id, reason, reading)
 
-    async def stop_local(self, local_id: int, reason: StopReason, meter_wh: int) -> None:
+    async def stop_local(
+        self, local_id: int, reason: StopReason, reading: MeterReading | None
+    ) -> None:
         record = await asyncio.to_thread(self._store.get, local_id)
         if record is None:
             return
         ts = iso(self._now())
-        meter_stop = max(meter_wh, record.meter_start_wh, record.last_meter_wh)
-        message = (
-            "StopTransaction",
-            {
-                "meter_stop": meter_stop,
-                "timestamp": ts,
-                "reason": str(reason),
-                "id_tag": record.id_tag,
-            },
-        )
+        meter_stop = max(_wh(reading), record.meter_start_wh, record.last_meter_wh)
+        payload: dict[str, Any] = {
+            "meter_stop": meter_stop,
+            "timestamp": ts,
+            "reason": str(reason),
+            "id_tag": record.id_tag,
+        }
+        data = json.loads(record.transaction_data)
+        end = self._meter_value(reading, "StopTxnSampledData", "Transaction.End", ts, 0.0)
+        if end is not None:
+            data.append(end)
+        if data:
+            payload["transaction_data"] = data
         stored = await asyncio.to_thread(
-            self._store.stop, local_id, meter_stop, ts, str(reason), message
+            self._store.stop, local_id, meter_stop, ts, str(reason), ("StopTransaction", payload)
         )
         if stored:
             log.info(
@@ -118,30 +162,5 @@ class V16Transactions:
             self._wake()
 
 
-def sampled_values(reading: MeterReading, context: str) -> list[dict[str, Any]]:
-    """SampledValue list (§7.45) for one meter reading."""
-    values: list[dict[str, Any]] = [
-        # Whole Wh, truncated: the same figure as meterStart/meterStop, never ahead of the meter.
-        _value(str(int(reading.energy_import_wh)), context, "Energy.Active.Import.Register", "Wh"),
-        _value(f"{reading.power_w:.1f}", context, "Power.Active.Import", "W"),
-    ]
-    for phase, amps in zip(("L1", "L2", "L3"), reading.current_a, strict=True):
-        values.append(_value(f"{amps:.2f}", context, "Current.Import", "A", phase))
-    for phase, volts in zip(("L1-N", "L2-N", "L3-N"), reading.voltage_v, strict=True):
-        values.append(_value(f"{volts:.1f}", context, "Voltage", "V", phase))
-    return values
-
-
-def _value(
-    value: str, context: str, measurand: str, unit: str, phase: str | None = None
-) -> dict[str, Any]:
-    sample = {
-        "value": value,
-        "context": context,
-        "measurand": measurand,
-        "location": "Outlet",
-        "unit": unit,
-    }
-    if phase:
-        sample["phase"] = phase
-    return sample
+def _wh(reading: MeterReading | None) -> int:
+    return int(reading.energy_import_wh) if reading is not None else 0

@@ -1,0 +1,121 @@
+"""Periodic and clock-aligned meter values (OCPP 1.6 §3.16, §4.7, §9.1).
+
+- Sampled data: every MeterValueSampleInterval seconds from the start of a transaction, the
+  measurands of MeterValuesSampledData (context Sample.Periodic).
+- Clock-aligned data: at every multiple of ClockAlignedDataInterval seconds after midnight
+  (UTC), the measurands of MeterValuesAlignedData (context Sample.Clock), with or without a
+  transaction.
+Transaction-bound values go through the durable outbox with their transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from evsed.connector import ConnectorRunner
+from evsed.ocpp.v16.configuration import ConfigurationKeys
+from evsed.ocpp.v16.metering import sampled_values
+from evsed.ocpp.v16.transactions import V16Transactions, iso
+from evsed.store.transactions import TransactionStore
+
+log = logging.getLogger(__name__)
+
+TICK_S = 0.2
+
+
+class Outbox(Protocol):
+    def wake_outbox(self) -> None: ...
+
+
+class MeterSampler:
+    def __init__(
+        self,
+        connectors: dict[int, ConnectorRunner],
+        transactions: V16Transactions,
+        store: TransactionStore,
+        keys: ConfigurationKeys,
+        wall_clock: Callable[[], datetime],
+        outbox: Outbox,
+        *,
+        phases: int = 3,
+    ) -> None:
+        self._connectors = connectors
+        self._tx = transactions
+        self._store = store
+        self._keys = keys
+        self._now = wall_clock
+        self._outbox = outbox
+        self._phases = phases
+        self._next_periodic: dict[int, float] = {}
+        self._next_aligned: datetime | None = None
+
+    def key_changed(self, key: str) -> None:
+        if key == "MeterValueSampleInterval":
+            self._next_periodic.clear()
+        elif key == "ClockAlignedDataInterval":
+            self._next_aligned = None
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(TICK_S)
+            try:
+                await self._periodic(loop.time())
+                await self._aligned(self._now())
+            except Exception:
+                log.exception("meter sampling failed")
+
+    async def _periodic(self, now: float) -> None:
+        interval = self._keys.get_int("MeterValueSampleInterval")
+        for connector_id, runner in self._connectors.items():
+            if not runner.state.tx_active or interval <= 0:
+                self._next_periodic.pop(connector_id, None)
+                continue
+            due = self._next_periodic.setdefault(connector_id, now + interval)
+            reading = runner.meter_reading
+            if now >= due and reading is not None:
+                self._next_periodic[connector_id] = due + interval
+                await self._tx.sample(
+                    connector_id, reading, runner.offered_current_a, "Sample.Periodic"
+                )
+
+    async def _aligned(self, now: datetime) -> None:
+        interval = self._keys.get_int("ClockAlignedDataInterval")
+        if interval <= 0:
+            self._next_aligned = None
+            return
+        if self._next_aligned is None:
+            self._next_aligned = next_aligned(now, interval)
+            return
+        if now < self._next_aligned:
+            return
+        self._next_aligned = next_aligned(now, interval)
+        measurands = self._keys.get_csl("MeterValuesAlignedData")
+        for connector_id, runner in self._connectors.items():
+            reading = runner.meter_reading
+            if reading is None:
+                continue
+            if runner.state.tx_active:
+                await self._tx.sample(
+                    connector_id, reading, runner.offered_current_a, "Sample.Clock"
+                )
+            elif measurands:
+                values = sampled_values(reading, measurands, "Sample.Clock", phases=self._phases)
+                payload = {
+                    "connector_id": connector_id,
+                    "meter_value": [{"timestamp": iso(now), "sampled_value": values}],
+                }
+                await asyncio.to_thread(self._store.enqueue, "MeterValues", payload, iso(now))
+                self._outbox.wake_outbox()
+
+
+def next_aligned(now: datetime, interval_s: int) -> datetime:
+    """The next multiple of ``interval_s`` after midnight (in ``now``'s timezone) after now."""
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    elapsed = (now - midnight).total_seconds()
+    steps = int(elapsed // interval_s) + 1
+    return midnight + timedelta(seconds=steps * interval_s)
