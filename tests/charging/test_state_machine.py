@@ -7,18 +7,22 @@ import pytest
 
 from evsed.charging.commands import (
     Authorize,
+    CheckStopTag,
     CloseContactor,
     Command,
+    LockConnector,
     OpenContactor,
     SetPwm,
     ShowStateF,
     StartTransaction,
     StopPwm,
     StopTransaction,
+    UnlockConnector,
 )
 from evsed.charging.events import (
     AuthAccepted,
     AuthRejected,
+    AvailabilityChanged,
     CableRatingRead,
     CpStateChanged,
     CurrentMeasured,
@@ -27,14 +31,16 @@ from evsed.charging.events import (
     FaultRaised,
     LimitChanged,
     RemoteStartRequested,
+    SettingsChanged,
     StopReason,
     StopRequested,
     TagPresented,
     TimePassed,
+    UnlockRequested,
 )
 from evsed.charging.faults import Fault
 from evsed.charging.session import step
-from evsed.charging.state import ConnectorState, Phase, Pilot, Settings
+from evsed.charging.state import ConnectorState, Phase, PilotSignal, Settings
 from hal.types import CpState
 
 A, B, C, D, E = CpState.A, CpState.B, CpState.C, CpState.D, CpState.E
@@ -375,6 +381,101 @@ CASES = [
         Phase.WAITING_FOR_AUTH,
     ),
     Case(
+        "inoperative_connector_takes_no_session",
+        [(0, AvailabilityChanged(False)), (1, cp(B)), (2, TagPresented(TAG))],
+        [],
+        Phase.WAITING_FOR_AUTH,
+    ),
+    Case(
+        "inoperative_during_a_transaction_is_scheduled_until_it_ends",
+        [
+            *plugged_and_charging(),
+            (5, AvailabilityChanged(False)),
+            (6, TimePassed()),
+            (7, cp(A)),
+            (8, cp(B)),
+            (9, TagPresented(TAG)),
+        ],
+        [
+            *CHARGING_COMMANDS,
+            OpenContactor(),
+            StopTransaction(StopReason.EV_DISCONNECTED),
+            StopPwm(),
+        ],
+        Phase.WAITING_FOR_AUTH,
+    ),
+    Case(
+        "operative_again_takes_sessions",
+        [
+            (0, AvailabilityChanged(False)),
+            (0.5, AvailabilityChanged(True)),
+            *plugged_and_charging(1),
+        ],
+        CHARGING_COMMANDS,
+        Phase.CHARGING,
+        contactor_closed=True,
+    ),
+    Case(
+        "connector_lock_engages_before_power_and_releases_after",
+        [*plugged_and_charging(), (10, cp(B)), (11, cp(A))],
+        [
+            Authorize(TAG),
+            StartTransaction(TAG),
+            SetPwm(16.0),
+            LockConnector(),
+            CloseContactor(),
+            OpenContactor(),
+            StopTransaction(StopReason.EV_DISCONNECTED),
+            UnlockConnector(),
+            StopPwm(),
+        ],
+        Phase.IDLE,
+        settings=Settings(has_lock=True),
+    ),
+    Case(
+        "unlock_command_ends_the_transaction_then_unlocks",
+        [*plugged_and_charging(), (10, UnlockRequested()), (10.5, cp(B))],
+        [
+            Authorize(TAG),
+            StartTransaction(TAG),
+            SetPwm(16.0),
+            LockConnector(),
+            CloseContactor(),
+            StopPwm(),
+            OpenContactor(),
+            StopTransaction(StopReason.UNLOCK_COMMAND),
+            UnlockConnector(),
+        ],
+        Phase.FINISHED,
+        settings=Settings(has_lock=True),
+    ),
+    Case(
+        "another_tag_during_a_transaction_asks_whether_it_may_stop",
+        [*plugged_and_charging(), (10, TagPresented("OTHER"))],
+        [*CHARGING_COMMANDS, CheckStopTag("OTHER")],
+        Phase.CHARGING,
+        contactor_closed=True,
+    ),
+    Case(
+        "authorize_remote_tx_requests_asks_the_csms_first",
+        [(0, cp(B)), (1, RemoteStartRequested(TAG)), (2, AuthAccepted(TAG))],
+        [Authorize(TAG), StartTransaction(TAG), SetPwm(16.0)],
+        Phase.SUSPENDED_EV,
+        settings=Settings(authorize_remote_tx_requests=True),
+    ),
+    Case(
+        "connection_timeout_changed_at_run_time",
+        [
+            (0, SettingsChanged(Settings(connection_timeout_s=5.0))),
+            (1, TagPresented(TAG)),
+            (1.1, AuthAccepted(TAG)),
+            (7, TimePassed()),
+            (8, cp(B)),
+        ],
+        [Authorize(TAG)],
+        Phase.WAITING_FOR_AUTH,
+    ),
+    Case(
         "unplug_with_stop_on_ev_disconnect_off_keeps_transaction",
         [*plugged_and_charging(), (10, cp(A))],
         [*CHARGING_COMMANDS, OpenContactor(), StopPwm()],
@@ -431,7 +532,7 @@ def test_contactor_never_closed_without_pwm_authorization_and_no_fault() -> None
         for _ in range(40):
             now += rng.choice([0.05, 0.3, 1.0, 7.0])
             state, _commands = step(state, rng.choice(events), now)
-            if state.pilot is Pilot.PWM:
+            if state.pilot is PilotSignal.PWM:
                 assert 6.0 <= state.pwm_a <= 16.0
                 if state.cable_a is not None:
                     assert state.pwm_a <= state.cable_a
