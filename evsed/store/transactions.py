@@ -7,6 +7,7 @@ outbox is delivered strictly in order; a message is deleted only once the CSMS a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass
@@ -131,11 +132,11 @@ class TransactionStore:
 
     def get(self, local_id: int) -> TransactionRecord | None:
         rows = self._db.query("SELECT * FROM transactions WHERE id = ?", (local_id,))
-        return TransactionRecord(**dict(rows[0])) if rows else None
+        return _record(rows[0]) if rows else None
 
     def open_transactions(self) -> list[TransactionRecord]:
         rows = self._db.query("SELECT * FROM transactions WHERE stopped_at IS NULL ORDER BY id")
-        return [TransactionRecord(**dict(r)) for r in rows]
+        return [_record(r) for r in rows]
 
     # -- outbox -------------------------------------------------------------------------------
 
@@ -186,3 +187,11 @@ class TransactionStore:
             )
             if cur.rowcount:
                 log.warning("outbox full: dropped %d meter value messages", cur.rowcount)
+
+
+_RECORD_FIELDS = frozenset(f.name for f in dataclasses.fields(TransactionRecord))
+
+
+def _record(row: Any) -> TransactionRecord:
+    # Columns a newer release added (we may have been rolled back) are ignored.
+    return TransactionRecord(**{k: row[k] for k in row.keys() if k in _RECORD_FIELDS})
