@@ -194,4 +194,5 @@ _RECORD_FIELDS = frozenset(f.name for f in dataclasses.fields(TransactionRecord)
 
 def _record(row: Any) -> TransactionRecord:
     # Columns a newer release added (we may have been rolled back) are ignored.
-    return TransactionRecord(**{k: row[k] for k in row.keys() if k in _RECORD_FIELDS})
+    keys = row.keys()  # sqlite3.Row iterates over values, not names
+    return TransactionRecord(**{k: row[k] for k in keys if k in _RECORD_FIELDS})

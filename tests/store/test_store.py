@@ -50,7 +50,7 @@ def test_a_newer_database_still_opens_after_a_rollback(tmp_path: Path) -> None:
 
 def test_a_damaged_file_is_refused_with_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / DB_NAME).write_bytes(b"not a database at all" * 100)
-    with pytest.raises(StoreError, match="cannot open state database|integrity check failed"):
+    with pytest.raises(StoreError, match=r"cannot open state database|integrity check failed"):
         Database(tmp_path)
 
 
