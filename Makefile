@@ -7,10 +7,14 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# Debian packages the project needs on the machine (python3-venv for the virtualenv).
-APT_PACKAGES ?= python3-venv
+# Debian packages the project needs on the machine (python3-venv for the virtualenv; nodejs and
+# npm for the independent OCPP schema check of the end-to-end tests, tests/schema). These two
+# only where their commands are missing: NodeSource's nodejs package bundles npm and conflicts
+# with Debian's npm package.
+APT_PACKAGES ?= python3-venv $(if $(shell command -v node),,nodejs) $(if $(shell command -v npm),,npm)
+SCHEMA_DIR := tests/schema
 
-.PHONY: demo test lint typecheck pytest system-deps venv clean
+.PHONY: demo test lint typecheck pytest schema-deps system-deps venv clean
 
 demo: venv
 	$(PY) -m evsed.devcsms.demo
@@ -24,8 +28,22 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy
 
-pytest: venv
+pytest: venv schema-deps
 	$(PY) -m pytest
+
+# npm packages of the OCPP schema check, installed exactly as locked in package-lock.json.
+schema-deps: $(SCHEMA_DIR)/node_modules/.package-lock.json
+	@$(REQUIRE_NODE)
+
+$(SCHEMA_DIR)/node_modules/.package-lock.json: $(SCHEMA_DIR)/package-lock.json | system-deps
+	@$(REQUIRE_NODE)
+	cd $(SCHEMA_DIR) && npm ci --no-audit --no-fund --no-update-notifier
+	touch $@
+
+REQUIRE_NODE = command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || { \
+	echo "error: the tests check OCPP frames with Node.js, but node or npm is missing:"; \
+	echo "  install the Debian packages nodejs and npm (make does so when run as root)"; \
+	exit 1; }
 
 venv: $(VENV)/.installed
 

@@ -143,7 +143,13 @@ def _on_cp(s: ConnectorState, cp: CpState, now: float, out: list[Command]) -> Co
     # In E (CP shorted) and F (the EVSE itself drives -12 V) the car cannot be sensed: keep
     # what was last known, so an unplug during a fault is still seen when the pilot returns.
     present = s.car_present if cp in (CpState.E, CpState.F) else cp in PLUGGED
-    faults = s.faults | {Fault.CP_STATE_E} if cp is CpState.E else s.faults - {Fault.CP_STATE_E}
+    # A short to PE is cleared only by a reading of a real car state: the F we drive ourselves
+    # after the fault says nothing about the line.
+    faults = s.faults
+    if cp is CpState.E:
+        faults = faults | {Fault.CP_STATE_E}
+    elif cp is not CpState.F:
+        faults = faults - {Fault.CP_STATE_E}
     s = dataclasses.replace(s, cp=cp, c_since=c_since, car_present=present, faults=faults)
     if cp is CpState.A and was_plugged:
         # Over-current is the car's doing: it clears when that car leaves.

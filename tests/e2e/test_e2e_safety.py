@@ -1,5 +1,6 @@
 """Safety reactions of the daemon process (IEC 61851-1 Annex A, DESIGN.md fault table)."""
 
+import time
 from pathlib import Path
 
 from tests_support import charging, last_status
@@ -70,6 +71,9 @@ def test_unexpected_state_f_is_a_pilot_fault(tmp_path: Path, csms: DevCsms) -> N
         wait_for(lambda: "cp-state-f" in evsed.connector()["faults"], what="state F fault")
         assert not evsed.connector()["contactor_closed"]
         wait_for(lambda: last_status(csms) == ("Faulted", "EVCommunicationError"), what="Faulted")
+        count = len(csms.calls("CP01", "StatusNotification"))
+        time.sleep(1.0)  # no flapping while the line stays at -12 V
+        assert len(csms.calls("CP01", "StatusNotification")) == count
         evsed.sim("ev-state", "C")
         wait_for(lambda: evsed.connector()["contactor_closed"], what="charging again")
         assert not evsed.connector()["faults"]
@@ -88,5 +92,22 @@ def test_status_shows_cable_rating_and_mcu_link_health(tmp_path: Path, csms: Dev
         assert mcu["link_ok"] and mcu["relay_closed"]
         assert mcu["link_stats"]["frames_ok"] > 0
         assert mcu["link_stats"]["bad_crc"] == 0
+    finally:
+        assert evsed.stop() == 0
+
+
+def test_a_pilot_fault_does_not_flap_while_it_lasts(tmp_path: Path, csms: DevCsms) -> None:
+    evsed = Evsed.start(tmp_path, csms.ws_url)
+    try:
+        charging(evsed)
+        before = len(csms.calls("CP01", "StatusNotification"))
+        evsed.sim("ev-state", "E")
+        wait_for(lambda: "cp-state-e" in evsed.connector()["faults"], what="state E fault")
+        time.sleep(1.5)  # the pilot shows F, then +12 V, while E lasts
+        assert "cp-state-e" in evsed.connector()["faults"]
+        sent = [m["payload"] for m in csms.calls("CP01", "StatusNotification")][before:]
+        assert [(p["status"], p["errorCode"]) for p in sent] == [
+            ("Faulted", "EVCommunicationError")
+        ]
     finally:
         assert evsed.stop() == 0
