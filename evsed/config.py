@@ -123,6 +123,21 @@ class HalConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class OtaConfig:
+    """Firmware updates: UpdateFirmware / SignedUpdateFirmware -> RAUC bundle -> A/B slot."""
+
+    enabled: bool = True
+    rauc: str = "rauc"
+    keyring: str = "/etc/rauc/ca.cert.pem"
+    manufacturer_root: str = ""
+    ca_file: str = ""
+    download_dir: str = ""
+    min_free_mb: int = 64
+    maintenance_window: str = ""
+    health_check_timeout_s: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
 class LoggingConfig:
     """Log output (stderr, or the journal when running under systemd)."""
 
@@ -137,6 +152,7 @@ class Config:
     csms: CsmsConfig
     hal: HalConfig
     charging: ChargingConfig = field(default_factory=ChargingConfig)
+    ota: OtaConfig = field(default_factory=OtaConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     source: str = field(default="", compare=False)
 
@@ -300,6 +316,17 @@ def _check_values(config: Config, path: Path) -> None:
             "hal.meter.map_file",
             'required when hal.meter.model = "custom"',
         ),
+        (
+            _valid_window(config.ota.maintenance_window),
+            "ota.maintenance_window",
+            'must be "" or "HH:MM-HH:MM" (UTC)',
+        ),
+        (config.ota.min_free_mb >= 0, "ota.min_free_mb", "must be >= 0"),
+        (
+            config.ota.health_check_timeout_s >= 10,
+            "ota.health_check_timeout_s",
+            "must be at least 10 s",
+        ),
         (config.hal.meter.poll_interval_s > 0, "hal.meter.poll_interval_s", "must be > 0"),
         (config.hal.meter.timeout_s > 0, "hal.meter.timeout_s", "must be > 0"),
         (1 <= config.hal.meter.device_id <= 247, "hal.meter.device_id", "must be 1..247"),
@@ -313,3 +340,15 @@ def _check_values(config: Config, path: Path) -> None:
     for ok, key, problem in checks:
         if not ok:
             raise ConfigError(path, key, problem)
+
+
+def _valid_window(window: str) -> bool:
+    if not window:
+        return True
+    import re
+
+    match = re.fullmatch(r"(\d\d):(\d\d)-(\d\d):(\d\d)", window)
+    if not match:
+        return False
+    h1, m1, h2, m2 = (int(g) for g in match.groups())
+    return h1 < 24 and h2 < 24 and m1 < 60 and m2 < 60
