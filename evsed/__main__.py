@@ -51,9 +51,10 @@ async def _run(daemon: Daemon) -> None:
 
 def _restart(kind: str, config: Config, config_path: str) -> None:
     """OCPP Reset (§5.14): Soft restarts the daemon in place (same PID, so systemd keeps
-    supervising it); Hard runs ``charger.reboot_command`` when one is set."""
+    supervising it); Hard, and the reboot after a firmware install, run
+    ``charger.reboot_command`` when one is set (a reboot ends this process anyway)."""
     command = config.charger.reboot_command
-    if kind == "Hard" and command:
+    if kind in ("Hard", "Reboot") and command:
         log.warning("hard reset: running %r", command)
         result = subprocess.run(shlex.split(command), check=False)
         if result.returncode == 0:

@@ -109,6 +109,7 @@ class SimConfig:
     simulate_pilot: bool = True
     simulate_meter: bool = True
     simulate_contactor: bool = True
+    start_faults: str = ""
 
 
 @dataclass(frozen=True, slots=True)

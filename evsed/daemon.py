@@ -9,10 +9,12 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from evsed import __version__, sdnotify
 from evsed.charging.events import AvailabilityChanged, StopReason, TagPresented
+from evsed.charging.faults import Fault
 from evsed.charging.state import Settings
 from evsed.config import Config
 from evsed.connector import ConnectorRunner
@@ -27,6 +29,7 @@ from evsed.ocpp.v16.operations import CsmsOperations, ResetType, settings_from_k
 from evsed.ocpp.v16.service import OcppV16Service
 from evsed.ocpp.v16.settings import KeyAuthSettings, KeyMeasurands, key_defaults
 from evsed.ocpp.v16.transactions import V16Transactions
+from evsed.ota.rauc import Rauc, RaucError, SystemStatus
 from evsed.store import kv
 from evsed.store.auth import AuthStore
 from evsed.store.db import Database
@@ -34,10 +37,14 @@ from evsed.store.transactions import TransactionStore
 from hal.interfaces import Contactor, Meter, Pilot
 from hal.meter_maps import RegisterMap
 
+if TYPE_CHECKING:
+    from evsed.ota.manager import FirmwareManager
+
 log = logging.getLogger(__name__)
 
 CONNECTOR_ID = 1
 RECOVERY_METER_WAIT_S = 5.0
+SIM_METER_ENERGY_FILE = "sim-meter-energy-wh"
 
 
 @dataclass
@@ -73,8 +80,15 @@ async def build_hardware(config: Config) -> Hardware:
         phases=config.charging.phases,
         cable_rating_a=sim.cable_rating_a,
         meter_port=sim.meter_port,
+        # The simulated meter's count survives a crash of the daemon, as a real meter's does.
+        meter_energy_file=config.state_dir / SIM_METER_ENERGY_FILE,
     )
     await world.start()
+    for name in filter(None, (f.strip() for f in sim.start_faults.split(","))):
+        try:
+            world.command(["fault", name])
+        except ValueError as exc:
+            raise ConfigError(config.source, "hal.sim.start_faults", str(exc)) from None
     return Hardware(
         pilot=SerialPilot(
             world.pilot_port if sim.simulate_pilot else hal.pilot.port, hal.pilot.baudrate
@@ -157,6 +171,9 @@ class Daemon:
         self.runners: dict[int, ConnectorRunner] = {}
         self.service: OcppV16Service | None = None
         self.restart: ResetType | None = None  # set by an OCPP Reset: restart after stopping
+        self.rauc = Rauc(config.ota.rauc)
+        self.slot_status: SystemStatus | None = None
+        self.firmware: FirmwareManager | None = None
         self._store: TransactionStore | None = None
         self._db: Database | None = None
         self._stop: asyncio.Event | None = None
@@ -175,6 +192,7 @@ class Daemon:
             measurands=SUPPORTED_MEASURANDS,
         )
         hardware = self.hardware = await build_hardware(config)
+        await self._slot_firmware_version()
         url = config.csms.url.rstrip("/") + "/" + config.charger.id
         link = CsmsLink(
             url,
@@ -232,6 +250,7 @@ class Daemon:
             request_restart=self._request_restart,
         )
         service.ops, service.authorizer = ops, authorizer
+        firmware = self.firmware = self._build_firmware(db, store, service, ops, keys)
 
         def key_changed(key: str) -> None:
             ops.apply_key(key)
@@ -249,6 +268,8 @@ class Daemon:
             self._restore_availability(runner)
             await self._recover(runner, transactions)
             await control.start()
+            if firmware is not None:
+                await firmware.resume()
             tasks = [
                 asyncio.create_task(service.run(), name="ocpp"),
                 asyncio.create_task(service.sampler.run(), name="sampler"),
@@ -272,6 +293,8 @@ class Daemon:
             if tasks:
                 await self._drain_outbox(store)
                 await link.close()
+            if firmware is not None:
+                await firmware.stop()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -279,6 +302,100 @@ class Daemon:
                 await hardware.world.stop()
             db.close()
             log.info("stopped")
+
+    def _build_firmware(
+        self,
+        db: Database,
+        store: TransactionStore,
+        service: OcppV16Service,
+        ops: CsmsOperations,
+        keys: ConfigurationKeys,
+    ) -> FirmwareManager | None:
+        """Firmware updates through RAUC (``[ota]``); None when disabled."""
+        from evsed.ocpp.v16.firmware import FirmwareOperations, trigger_sender
+        from evsed.ota.certificates import CertificateStore
+        from evsed.ota.manager import FirmwareManager
+
+        ota = self.config.ota
+        if not ota.enabled:
+            return None
+        state_dir = self.config.state_dir
+        certificates = CertificateStore(state_dir / "certs", ota.manufacturer_root)
+        manager = FirmwareManager(
+            ota,
+            db,
+            store,
+            self.rauc,
+            self.runners,
+            download_dir=Path(ota.download_dir) if ota.download_dir else state_dir / "ota",
+            roots=certificates.roots,
+            health=lambda: self._health(service),
+            request_reboot=lambda: self._request_restart("Reboot"),
+            operator_availability=self._operator_availability,
+            wake_outbox=service.wake_outbox,
+            now=_utcnow,
+        )
+        ops.firmware = FirmwareOperations(
+            manager,
+            certificates,
+            send_triggered=trigger_sender(service, manager, self.runners, keys, _utcnow),
+            now=_utcnow,
+        )
+        return manager
+
+    async def _health(self, service: OcppV16Service) -> str | None:
+        """The post-update health check: None when healthy, else what is wrong."""
+        if service.registration != "Accepted":
+            return "the CSMS has not accepted our BootNotification"
+        for runner in self.runners.values():
+            if not runner.pilot_link_ok:
+                return f"connector {runner.connector_id}: no MCU link"
+            if runner.meter_reading is None or Fault.METER_FAILURE in runner.state.faults:
+                return f"connector {runner.connector_id}: meter not readable"
+            if self.hardware is not None:
+                contactor = self.hardware.contactor
+                if contactor.commanded_closed != contactor.feedback_closed:
+                    return f"connector {runner.connector_id}: contactor feedback inconsistent"
+            if runner.state.blocking_faults:
+                faults = ", ".join(sorted(runner.state.blocking_faults))
+                return f"connector {runner.connector_id}: faults {faults}"
+        return None
+
+    def _firmware_snapshot(self) -> dict[str, Any]:
+        update = self.firmware.state if self.firmware is not None else None
+        return {
+            "version": self.firmware_version,
+            "updates": "enabled" if self.firmware is not None else "disabled",
+            "update": None
+            if update is None
+            else {
+                "phase": str(update.phase),
+                "status": update.last_status,
+                "location": update.location,
+                "version": update.bundle_version,
+            },
+            "rauc": _slot_snapshot(self.slot_status),
+        }
+
+    def _operator_availability(self, connector_id: int) -> bool:
+        assert self._db is not None
+        return kv.get(self._db, f"connector.{connector_id}.operative") != "false"
+
+    async def _slot_firmware_version(self) -> None:
+        """The booted slot's bundle version is the firmware version we report, when RAUC knows
+        it (a slot written by RAUC); otherwise the configured or built-in version."""
+        if not self.config.ota.enabled:
+            return
+        try:
+            async with asyncio.timeout(10):
+                system = await self.rauc.status()
+        except (RaucError, TimeoutError) as exc:
+            log.info("RAUC status not available (%s): firmware version from the config", exc)
+            return
+        self.slot_status = system
+        booted = system.slot(system.booted)
+        if booted is not None and booted.bundle_version:
+            self.firmware_version = booted.bundle_version
 
     def _request_restart(self, kind: ResetType) -> None:
         self.restart = kind
@@ -386,7 +503,28 @@ class Daemon:
             },
             "connectors": connectors,
             "sim": hardware.world.snapshot() if hardware and hardware.world else None,
+            "firmware": self._firmware_snapshot(),
         }
+
+
+def _slot_snapshot(system: SystemStatus | None) -> dict[str, Any] | None:
+    if system is None:
+        return None
+    return {
+        "compatible": system.compatible,
+        "booted": system.booted,
+        "primary": system.primary_bootname,
+        "slots": [
+            {
+                "name": s.name,
+                "bootname": s.bootname,
+                "state": s.state,
+                "boot_status": s.boot_status,
+                "version": s.bundle_version,
+            }
+            for s in system.slots
+        ],
+    }
 
 
 def _settings(config: Config) -> Settings:

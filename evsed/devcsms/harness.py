@@ -169,6 +169,7 @@ def write_config(workdir: Path, csms_url: str, charger_id: str, **sections: Any)
         "charging": {"meter_values_interval_s": 2.0, "c_debounce_s": 0.2},
         "hal": {"kind": "sim"},
         "hal.meter": {"poll_interval_s": 0.2, "timeout_s": 0.5},
+        "ota": {"enabled": False},  # firmware-update tests turn it on
         "logging": {"level": "DEBUG"},
     }
     for name, values in sections.items():

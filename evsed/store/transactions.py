@@ -140,9 +140,23 @@ class TransactionStore:
 
     # -- outbox -------------------------------------------------------------------------------
 
-    def enqueue(self, action: str, payload: dict[str, Any], timestamp: str) -> None:
+    def enqueue(
+        self,
+        action: str,
+        payload: dict[str, Any],
+        timestamp: str,
+        kv: tuple[str, str] | None = None,
+    ) -> None:
+        """Queue a message not tied to a transaction; ``kv`` is stored in the same commit (so a
+        status and the state it reports are never out of step after a power cut)."""
         with self._db.transaction() as cur:
             self._enqueue(cur, (action, payload), None, timestamp)
+            if kv is not None:
+                cur.execute(
+                    "INSERT INTO kv (key, value) VALUES (?, ?)"
+                    " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    kv,
+                )
 
     def next_message(self) -> OutboxMessage | None:
         rows = self._db.query("SELECT * FROM outbox ORDER BY seq LIMIT 1")

@@ -14,12 +14,13 @@ from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint, call_result
 from ocpp.v16.enums import Action
 
+from evsed.ocpp.v16.firmware import FirmwareHandlers
 from evsed.ocpp.v16.operations import CsmsOperations
 
 log = logging.getLogger(__name__)
 
 
-class V16ChargePoint(ChargePoint):  # type: ignore[misc]
+class V16ChargePoint(FirmwareHandlers, ChargePoint):  # type: ignore[misc]
     """One websocket session with the CSMS, speaking OCPP 1.6J."""
 
     def __init__(self, charger_id: str, connection: Any, ops: CsmsOperations, **kw: Any):

@@ -44,7 +44,7 @@ SESSION_KEYS = frozenset(
     }
 )
 
-ResetType = Literal["Soft", "Hard"]
+ResetType = Literal["Soft", "Hard", "Reboot"]  # Reboot: after a firmware install
 
 
 class CsmsOperations:
@@ -69,6 +69,7 @@ class CsmsOperations:
         self._persist_availability = persist_availability
         self._request_restart = request_restart
         self._parents: dict[int, str | None] = {}  # connector -> parentIdTag of its session
+        self.firmware: Any = None  # FirmwareOperations when firmware updates are enabled
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- authorization, for the connectors ----------------------------------------------------

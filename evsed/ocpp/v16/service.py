@@ -59,7 +59,7 @@ class OcppV16Service:
         self._tx = transactions
         self.link = link
         self._keys = keys
-        self._firmware_version = firmware_version
+        self.firmware_version = firmware_version
         self._now = wall_clock
         self.ops: CsmsOperations | None = None  # set by the composition root
         self.authorizer: Authorizer | None = None
@@ -100,6 +100,21 @@ class OcppV16Service:
             return None
         info: dict[str, Any] = result.id_tag_info
         return info
+
+    async def call_now(self, payload: Any) -> Any | None:
+        """Send one CALL now (not through the outbox); None when offline or refused."""
+        cp = self._cp
+        if cp is None:
+            return None
+        try:
+            return await cp.call(payload, suppress=False)
+        except (OCPPError, TimeoutError, ConnectionClosed) as exc:
+            log.warning("%s failed: %s", type(payload).__name__, exc)
+            return None
+
+    def current_status(self, connector_id: int) -> tuple[str, str]:
+        runner = self._connectors[connector_id]
+        return connector_status(runner.state)
 
     def csms_transaction_id(self, connector_id: int) -> int | None:
         local_id = self._tx.open.get(connector_id)
@@ -154,17 +169,20 @@ class OcppV16Service:
                 task.cancel()
             await asyncio.gather(reader, *workers, return_exceptions=True)
 
+    def boot_request(self) -> Any:
+        charger = self._config.charger
+        return call.BootNotification(
+            charge_point_vendor=charger.vendor,
+            charge_point_model=charger.model,
+            charge_point_serial_number=charger.serial_number or None,
+            firmware_version=self.firmware_version,
+        )
+
     async def _boot(self, cp: V16ChargePoint) -> None:
         """BootNotification until Accepted; once accepted, reconnects skip it (§4.2)."""
         if self._accepted_once:
             return
-        charger = self._config.charger
-        request = call.BootNotification(
-            charge_point_vendor=charger.vendor,
-            charge_point_model=charger.model,
-            charge_point_serial_number=charger.serial_number or None,
-            firmware_version=self._firmware_version,
-        )
+        request = self.boot_request()
         while True:
             try:
                 result = await cp.call(request, suppress=False)

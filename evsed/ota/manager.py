@@ -1,0 +1,393 @@
+"""One targeted firmware update, from UpdateFirmware to a committed or rolled-back slot.
+
+Flow (DESIGN.md "OTA with RAUC"): wait for retrieveDate -> download (retries, Range resume) ->
+verify (OCPP signature when signed; ``rauc info`` with the keyring; compatible) -> make every
+connector Unavailable once its transaction ends, honour installDateTime and the maintenance
+window -> ``rauc install`` -> persist what the next boot must look like -> reboot. After the
+boot: the expected slot must be booted and the health check pass within its deadline, then
+``rauc status mark-good booted`` and Installed; otherwise ``mark-bad booted`` + ``mark-active
+other`` + reboot, and InstallationFailed from the old slot. Each status goes to the CSMS through
+the durable outbox in the same commit as the phase it reports, so it is sent exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+from evsed.charging.events import AvailabilityChanged
+from evsed.config import OtaConfig
+from evsed.connector import ConnectorRunner
+from evsed.ota import state as ota_state
+from evsed.ota.download import DownloadError, download
+from evsed.ota.rauc import Rauc, RaucError
+from evsed.ota.state import UpdatePhase, UpdateState
+from evsed.store.db import Database
+from evsed.store.transactions import TransactionStore
+
+log = logging.getLogger(__name__)
+
+HealthCheck = Callable[[], Awaitable[str | None]]  # None = healthy, else the reason it is not
+IDLE_POLL_S = 1.0
+
+
+class FirmwareManager:
+    """Runs at most one update at a time; resumes after every restart."""
+
+    def __init__(
+        self,
+        config: OtaConfig,
+        db: Database,
+        store: TransactionStore,
+        rauc: Rauc,
+        connectors: dict[int, ConnectorRunner],
+        *,
+        download_dir: Path,
+        roots: Callable[[], list[Any]],
+        health: HealthCheck,
+        request_reboot: Callable[[], None],
+        operator_availability: Callable[[int], bool],
+        wake_outbox: Callable[[], None],
+        now: Callable[[], datetime],
+    ) -> None:
+        self._config = config
+        self._db = db
+        self._store = store
+        self._rauc = rauc
+        self._connectors = connectors
+        self._dir = download_dir
+        self._roots = roots
+        self._health = health
+        self._reboot = request_reboot
+        self._operator_availability = operator_availability
+        self._wake = wake_outbox
+        self._now = now
+        self.state: UpdateState | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._holding_connectors = False
+
+    # -- requests from the CSMS ---------------------------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        return self.state is not None and self.state.phase is not UpdatePhase.DONE
+
+    @property
+    def last_status(self) -> str:
+        """For TriggerMessage(FirmwareStatusNotification): Idle when nothing is going on."""
+        if self.state is None or self.state.phase is UpdatePhase.DONE:
+            return "Idle"
+        return self.state.last_status
+
+    def request(self, update: UpdateState) -> bool:
+        """Accept a new update unless one is already past its download (then refuse)."""
+        if (
+            self.busy
+            and self.state is not None
+            and self.state.phase
+            not in (
+                UpdatePhase.SCHEDULED,
+                UpdatePhase.DOWNLOADING,
+            )
+        ):
+            return False
+        if self._task is not None:
+            self._task.cancel()
+        self.state = update
+        ota_state.save(self._db, update)
+        self._task = asyncio.create_task(self._run(), name="ota")
+        return True
+
+    async def resume(self) -> None:
+        """Continue whatever the last process left; called once at start-up."""
+        self.state = await asyncio.to_thread(ota_state.load, self._db)
+        if self.busy:
+            self._task = asyncio.create_task(self._run(), name="ota")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    # -- the flow -----------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        try:
+            await self._flow()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("firmware update failed unexpectedly")
+            await self._finish("InstallationFailed", f"internal error: {exc}")
+        finally:
+            self._release_connectors()
+
+    async def _flow(self) -> None:
+        assert self.state is not None
+        phase = self.state.phase
+        if phase is UpdatePhase.REBOOTING:
+            return await self._after_reboot()
+        if phase is UpdatePhase.ROLLING_BACK:
+            return await self._finish("InstallationFailed", "rolled back to the previous slot")
+        if phase is UpdatePhase.INSTALLING:
+            # A power cut during `rauc install`: RAUC left the old slot primary.
+            return await self._finish("InstallationFailed", "install interrupted by a restart")
+        downloading = phase in (UpdatePhase.SCHEDULED, UpdatePhase.DOWNLOADING)
+        if downloading and not await self._download():
+            return None
+        if not await self._verify():
+            return None
+        await self._wait_until_installable()
+        await self._install()
+        return None
+
+    async def _download(self) -> bool:
+        state = self._require()
+        retrieve_at = _parse(state.retrieve_at)
+        if retrieve_at > self._now():
+            if state.signed and state.last_status != "DownloadScheduled":
+                await self._report("DownloadScheduled")
+            await asyncio.sleep((retrieve_at - self._now()).total_seconds())
+        dest = self._dir / f"update-{state.request_id or 0}.raucb"
+        await asyncio.to_thread(self._dir.mkdir, parents=True, exist_ok=True)
+        while True:
+            state = self._require()
+            if state.last_status != "Downloading":
+                await self._report("Downloading", phase=UpdatePhase.DOWNLOADING, file=str(dest))
+            try:
+                await download(
+                    state.location,
+                    dest,
+                    ca_file=self._config.ca_file or None,
+                    min_free_bytes=self._config.min_free_mb * 1024 * 1024,
+                )
+            except DownloadError as exc:
+                attempts = state.download_attempts + 1
+                log.warning("firmware download attempt %d failed: %s", attempts, exc)
+                if not exc.retryable or attempts > state.retries:
+                    await self._finish("DownloadFailed", str(exc))
+                    return False
+                self._save(download_attempts=attempts)
+                await asyncio.sleep(state.retry_interval_s)
+                continue
+            await self._report("Downloaded", phase=UpdatePhase.DOWNLOADED)
+            return True
+
+    async def _verify(self) -> bool:
+        state = self._require()
+        if state.signed:
+            from evsed.ota.signature import FirmwareSignatureError, verify_firmware
+
+            roots = await asyncio.to_thread(self._roots)
+            try:
+                await asyncio.to_thread(
+                    verify_firmware,
+                    Path(state.file),
+                    state.signing_certificate,
+                    state.signature,
+                    roots,
+                    now=self._now(),
+                )
+            except FirmwareSignatureError as exc:
+                log.error("firmware signature rejected: %s", exc)
+                await self._security_event(exc.kind, str(exc))
+                await self._finish("InvalidSignature", str(exc))
+                return False
+            if state.last_status not in ("SignatureVerified", "InstallScheduled"):
+                await self._report("SignatureVerified")
+        try:
+            info = await self._rauc.info(state.file, self._config.keyring)
+            system = await self._rauc.status()
+        except RaucError as exc:
+            await self._finish("InstallationFailed", f"bundle rejected: {exc}")
+            return False
+        if info.compatible != system.compatible:
+            reason = f"bundle is for {info.compatible!r}, this system is {system.compatible!r}"
+            await self._finish("InstallationFailed", reason)
+            return False
+        self._save(bundle_version=info.version)
+        return True
+
+    async def _wait_until_installable(self) -> None:
+        """No transaction, installDateTime reached, inside the maintenance window."""
+        state = self._require()
+        install_at = _parse(state.install_at) if state.install_at else None
+        announced = False
+        self._hold_connectors()
+        while True:
+            busy = [r.connector_id for r in self._connectors.values() if r.state.tx_active]
+            waiting_for = []
+            if busy:
+                waiting_for.append(f"transactions on connectors {busy}")
+            if install_at is not None and self._now() < install_at:
+                waiting_for.append(f"installDateTime {state.install_at}")
+            if not in_window(self._config.maintenance_window, self._now()):
+                waiting_for.append(f"maintenance window {self._config.maintenance_window}")
+            if not waiting_for:
+                return
+            if not announced:
+                log.info("firmware install waits for %s", ", ".join(waiting_for))
+                if state.signed:
+                    await self._report("InstallScheduled")
+                announced = True
+            await asyncio.sleep(IDLE_POLL_S)
+
+    async def _install(self) -> None:
+        state = self._require()
+        before = await self._rauc.status()
+        await self._report("Installing", phase=UpdatePhase.INSTALLING, previous_slot=before.booted)
+        try:
+            await self._rauc.install(state.file)
+            after = await self._rauc.status()
+        except RaucError as exc:
+            log.error("rauc install failed: %s", exc)
+            await self._finish("InstallationFailed", str(exc))
+            return
+        expected = after.primary_bootname or ""
+        deadline = self._now() + timedelta(seconds=self._config.health_check_timeout_s)
+        changes: dict[str, object] = {
+            "phase": UpdatePhase.REBOOTING,
+            "expected_slot": expected,
+            "health_deadline": _iso(deadline),
+        }
+        if state.signed:
+            await self._report("InstallRebooting", **changes)
+        else:
+            self._save(**changes)
+        with contextlib.suppress(OSError):
+            Path(state.file).unlink()
+        log.warning("firmware %s installed to slot %s: rebooting", state.bundle_version, expected)
+        self._reboot()
+
+    async def _after_reboot(self) -> None:
+        state = self._require()
+        try:
+            system = await self._rauc.status()
+        except RaucError as exc:
+            await self._finish("InstallationFailed", f"cannot read slot status after boot: {exc}")
+            return
+        if system.booted != state.expected_slot:
+            # The bootloader fell back (the new slot did not come up): the old slot is running.
+            await self._finish(
+                "InstallationFailed",
+                f"booted slot {system.booted}, expected {state.expected_slot}:"
+                " the bootloader fell back",
+            )
+            return
+        deadline = _parse(state.health_deadline)
+        reason: str | None = "not checked yet"
+        while self._now() < deadline:
+            reason = await self._health()
+            if reason is None:
+                break
+            await asyncio.sleep(1.0)
+        if reason is None:
+            try:
+                await self._rauc.mark("good", "booted")
+            except RaucError as exc:
+                reason = f"mark-good failed: {exc}"
+            else:
+                log.warning("firmware %s committed in slot %s", state.bundle_version, system.booted)
+                await self._finish("Installed", "health check passed")
+                return
+        log.error("health check failed after the update (%s): rolling back", reason)
+        with contextlib.suppress(RaucError):
+            await self._rauc.mark("bad", "booted")
+        try:
+            await self._rauc.mark("active", "other")
+        except RaucError as exc:
+            await self._finish("InstallationFailed", f"rollback failed: {exc}")
+            return
+        self._save(phase=UpdatePhase.ROLLING_BACK)
+        self._reboot()
+
+    # -- connectors ---------------------------------------------------------------------------
+
+    def _hold_connectors(self) -> None:
+        """Unavailable once the running transaction ends, as a Scheduled ChangeAvailability."""
+        self._holding_connectors = True
+        for runner in self._connectors.values():
+            if runner.state.available and not runner.state.unavailable_after_tx:
+                runner.feed(AvailabilityChanged(False))
+
+    def _release_connectors(self) -> None:
+        if not self._holding_connectors:
+            return
+        self._holding_connectors = False
+        for connector_id, runner in self._connectors.items():
+            if self._operator_availability(connector_id):
+                runner.feed(AvailabilityChanged(True))
+
+    # -- reporting ----------------------------------------------------------------------------
+
+    def _require(self) -> UpdateState:
+        assert self.state is not None
+        return self.state
+
+    def _save(self, **changes: object) -> None:
+        self.state = self._require().evolve(**changes)
+        ota_state.save(self._db, self.state)
+
+    async def _report(self, status: str, **changes: object) -> None:
+        """Queue the status notification and record the new phase in one commit."""
+        self.state = self._require().evolve(last_status=status, **changes)
+        now = _iso(self._now())
+        if self.state.signed:
+            action = "SignedFirmwareStatusNotification"
+            payload: dict[str, Any] = {"status": status, "request_id": self.state.request_id}
+        else:
+            action, payload = "FirmwareStatusNotification", {"status": status}
+        await asyncio.to_thread(
+            self._store.enqueue, action, payload, now, (ota_state.KEY, self.state.to_json())
+        )
+        log.info("firmware status: %s", status)
+        self._wake()
+
+    async def _finish(self, status: str, reason: str) -> None:
+        log.log(
+            logging.INFO if status == "Installed" else logging.ERROR,
+            "firmware update ended: %s (%s)",
+            status,
+            reason,
+        )
+        await self._report(status, phase=UpdatePhase.DONE)
+        state = self._require()
+        for leftover in (state.file, state.file + ".part") if state.file else ():
+            with contextlib.suppress(OSError):
+                Path(leftover).unlink()
+
+    async def _security_event(self, kind: str, info: str) -> None:
+        payload = {"type": kind, "timestamp": _iso(self._now()), "tech_info": info[:255]}
+        await asyncio.to_thread(
+            self._store.enqueue, "SecurityEventNotification", payload, payload["timestamp"]
+        )
+        self._wake()
+
+
+def in_window(window: str, now: datetime) -> bool:
+    """Whether ``now`` (UTC) lies in the daily "HH:MM-HH:MM" window; it may wrap midnight."""
+    if not window:
+        return True
+    start_text, end_text = window.split("-")
+    start, end = time.fromisoformat(start_text), time.fromisoformat(end_text)
+    t = now.astimezone(UTC).time()
+    if start <= end:
+        return start <= t < end
+    return t >= start or t < end
+
+
+def _parse(text: str | None) -> datetime:
+    if not text:
+        return datetime.min.replace(tzinfo=UTC)
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _iso(ts: datetime) -> str:
+    return ts.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
