@@ -11,7 +11,10 @@ PY := $(VENV)/bin/python
 # npm for the independent OCPP schema check of the end-to-end tests, tests/schema). These two
 # only where their commands are missing: NodeSource's nodejs package bundles npm and conflicts
 # with Debian's npm package.
-APT_PACKAGES ?= python3-venv $(if $(shell command -v node),,nodejs) $(if $(shell command -v npm),,npm)
+# rauc, squashfs-tools, e2fsprogs, dbus and openssl run RAUC for real in the firmware-update
+# tests and in `make demo-ota` (a private D-Bus session, file-backed A/B slots, signed bundles).
+APT_PACKAGES ?= python3-venv $(if $(shell command -v node),,nodejs) $(if $(shell command -v npm),,npm) \
+	rauc squashfs-tools e2fsprogs dbus openssl
 SCHEMA_DIR := tests/schema
 
 .PHONY: demo test lint typecheck pytest schema-deps system-deps venv clean
