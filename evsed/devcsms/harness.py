@@ -6,6 +6,7 @@ Used by ``make demo`` and the end-to-end tests. Only 127.0.0.1.
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -93,16 +94,28 @@ class Evsed:
 
     @classmethod
     def start(
-        cls, workdir: Path, csms_url: str, charger_id: str = "CP01", **sections: Any
+        cls,
+        workdir: Path,
+        csms_url: str,
+        charger_id: str = "CP01",
+        *,
+        env: dict[str, str] | None = None,
+        **sections: Any,
     ) -> Evsed:
+        """Start the daemon; ``env`` adds environment variables (e.g. a private D-Bus)."""
         config = write_config(workdir, csms_url, charger_id, **sections)
-        log_path = workdir / "evsed.log"
+        return cls.launch(config, workdir / "evsed.log", env=env)
+
+    @classmethod
+    def launch(cls, config: Path, log_path: Path, *, env: dict[str, str] | None = None) -> Evsed:
+        """Start the daemon on an existing config file (as after a reboot)."""
         log = open(log_path, "a")  # noqa: SIM115 - closed with the process
         proc = subprocess.Popen(
             [PYTHON, "-m", "evsed", "--config", str(config)],
             stdout=log,
             stderr=subprocess.STDOUT,
             text=True,
+            env={**os.environ, **env} if env else None,
         )
         daemon = cls(proc, config, log_path)
         try:
