@@ -312,13 +312,13 @@ class Daemon:
         keys: ConfigurationKeys,
     ) -> FirmwareManager | None:
         """Firmware updates through RAUC (``[ota]``); None when disabled."""
+        ota = self.config.ota
+        if not ota.enabled:
+            return None
         from evsed.ocpp.v16.firmware import FirmwareOperations, trigger_sender
         from evsed.ota.certificates import CertificateStore
         from evsed.ota.manager import FirmwareManager
 
-        ota = self.config.ota
-        if not ota.enabled:
-            return None
         state_dir = self.config.state_dir
         certificates = CertificateStore(state_dir / "certs", ota.manufacturer_root)
         manager = FirmwareManager(
