@@ -104,10 +104,32 @@ class FirmwareManager:
         return True
 
     async def resume(self) -> None:
-        """Continue whatever the last process left; called once at start-up."""
+        """Continue whatever the last process left; called once at start-up.
+
+        With no update after a reboot the booted slot is still confirmed once it is healthy:
+        with U-Boot boot-attempt counting every boot uses up an attempt until the slot is
+        marked good, so a slot that is never confirmed would be dropped after a few reboots.
+        """
         self.state = await asyncio.to_thread(ota_state.load, self._db)
         if self.busy:
             self._task = asyncio.create_task(self._run(), name="ota")
+        else:
+            self._task = asyncio.create_task(self._confirm_boot(), name="ota-confirm")
+
+    async def _confirm_boot(self) -> None:
+        deadline = self._now() + timedelta(seconds=self._config.health_check_timeout_s)
+        while self._now() < deadline:
+            reason = await self._health()
+            if reason is None:
+                try:
+                    await self._rauc.mark("good", "booted")
+                except RaucError as exc:
+                    log.info("could not confirm the booted slot with RAUC: %s", exc)
+                else:
+                    log.info("booted slot confirmed good")
+                return
+            await asyncio.sleep(1.0)
+        log.error("health check did not pass after boot: the booted slot stays unconfirmed")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -134,7 +156,9 @@ class FirmwareManager:
         if phase is UpdatePhase.REBOOTING:
             return await self._after_reboot()
         if phase is UpdatePhase.ROLLING_BACK:
-            return await self._finish("InstallationFailed", "rolled back to the previous slot")
+            await self._finish("InstallationFailed", "rolled back to the previous slot")
+            # `mark-active other` put the old slot on trial again: confirm it once healthy.
+            return await self._confirm_boot()
         if phase is UpdatePhase.INSTALLING:
             # A power cut during `rauc install`: RAUC left the old slot primary.
             return await self._finish("InstallationFailed", "install interrupted by a restart")

@@ -146,5 +146,8 @@ def _json(output: str) -> dict[str, Any]:
 def _reason(output: str) -> str:
     """The most telling line of a failed rauc run (its last error line)."""
     lines = [line.strip() for line in output.splitlines() if line.strip()]
+    last_error = [line for line in lines if line.startswith("LastError:")]
+    if last_error:  # `rauc install` explains itself on this line
+        return last_error[-1].removeprefix("LastError:").strip()[:500]
     errors = [line for line in lines if "error" in line.lower() or "failed" in line.lower()]
     return (errors or lines or [""])[-1][:500]
