@@ -160,8 +160,12 @@ class FirmwareManager:
             # `mark-active other` put the old slot on trial again: confirm it once healthy.
             return await self._confirm_boot()
         if phase is UpdatePhase.INSTALLING:
-            # A power cut during `rauc install`: RAUC left the old slot primary.
-            return await self._finish("InstallationFailed", "install interrupted by a restart")
+            # Killed during `rauc install`: the RAUC service may have finished it, or (after a
+            # power cut) left the target slot marked bad. Installing again is safe either way
+            # and ends in one consistent outcome.
+            if not Path(self.state.file).exists():
+                return await self._finish("InstallationFailed", "install interrupted")
+            return await self._install()
         downloading = phase in (UpdatePhase.SCHEDULED, UpdatePhase.DOWNLOADING)
         if downloading and not await self._download():
             return None
@@ -264,10 +268,13 @@ class FirmwareManager:
 
     async def _install(self) -> None:
         state = self._require()
-        before = await self._rauc.status()
-        await self._report("Installing", phase=UpdatePhase.INSTALLING, previous_slot=before.booted)
         try:
-            await self._rauc.install(state.file)
+            before = await self._rauc.status()
+            if state.last_status != "Installing":
+                await self._report(
+                    "Installing", phase=UpdatePhase.INSTALLING, previous_slot=before.booted
+                )
+            await self._install_when_rauc_is_free(state.file)
             after = await self._rauc.status()
         except RaucError as exc:
             log.error("rauc install failed: %s", exc)
@@ -288,6 +295,20 @@ class FirmwareManager:
             Path(state.file).unlink()
         log.warning("firmware %s installed to slot %s: rebooting", state.bundle_version, expected)
         self._reboot()
+
+    async def _install_when_rauc_is_free(self, bundle: str) -> None:
+        """``rauc install``; while RAUC still finishes an install a killed process started,
+        it refuses a second one, so wait for it."""
+        for _ in range(120):
+            try:
+                await self._rauc.install(bundle)
+                return
+            except RaucError as exc:
+                if "already" not in str(exc).lower() and "in progress" not in str(exc).lower():
+                    raise
+                log.info("RAUC is busy with an earlier install: waiting")
+                await asyncio.sleep(1.0)
+        raise RaucError("RAUC stayed busy with an earlier install")
 
     async def _after_reboot(self) -> None:
         state = self._require()
