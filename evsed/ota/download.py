@@ -1,7 +1,7 @@
 """Firmware download into the data partition: HTTP, HTTPS and FTP, resumable, constant memory.
 
-OCPP 1.6 §5.19 / §6.52 UpdateFirmware.req gives a ``location`` URI; deployments use http(s)://
-and ftp:// locations. The body streams into ``<dest>.part`` in ``chunk_size`` pieces and is
+OCPP 1.6 §5.19 Update Firmware: UpdateFirmware.req (§6.55) gives a ``location`` URI, http(s)://
+or ftp:// in deployments. The body streams into ``<dest>.part`` in ``chunk_size`` pieces and is
 renamed to ``dest`` only once complete and fsynced, so a file named ``dest`` is never partial.
 After an interruption (lost connection, power cut, cancellation) the next call resumes the
 ``.part``: HTTP ``Range: bytes=N-`` with ``If-Range`` (RFC 9110 §14.2, §13.1.5), FTP ``REST N``
@@ -99,7 +99,7 @@ async def download(
 ) -> Path:
     """Fetch ``url`` (http, https or ftp) into ``dest``, resuming ``dest``.part; return ``dest``.
 
-    One attempt only: OCPP ``retries``/``retryInterval`` (§6.52) are the caller's job, guided
+    One attempt only: OCPP ``retries``/``retryInterval`` (§6.55) are the caller's job, guided
     by ``DownloadError.retryable``. HTTPS verifies the server certificate and host name against
     ``ca_file`` (PEM bundle) or the system CAs. ``ftp://user:password@host:port/path`` logs in,
     anonymously when there is no user; the path is relative to the login directory (RFC 1738
@@ -150,7 +150,6 @@ class _PartFile:
         self._url_id = hashlib.sha256(url.encode()).hexdigest()
         self._min_free = min_free_bytes
         self._file: BinaryIO | None = None
-        self._meta: dict[str, object] = {}
 
     def resume_point(self) -> tuple[int, str | None, int | None]:
         """Bytes to keep, with the validator and total recorded for them; 0 to start over."""
@@ -160,10 +159,10 @@ class _PartFile:
         except FileNotFoundError:
             return 0, None, None
         except (OSError, ValueError) as exc:  # unreadable sidecar, e.g. torn by a power cut
-            _LOG.info("discarding %s: sidecar unusable (%s)", self.path, exc)
+            _LOG.info("not resuming %s: sidecar unusable (%s)", self.path, exc)
             return 0, None, None
         if not isinstance(meta, dict) or meta.get("url", self._url_id) != self._url_id:
-            _LOG.info("discarding %s: it holds another download", self.path)
+            _LOG.info("not resuming %s: it holds another download", self.path)
             return 0, None, None
         validator, total = meta.get("validator"), meta.get("total")
         return (
@@ -175,15 +174,19 @@ class _PartFile:
     def begin(self, offset: int, validator: str | None, total: int | None) -> None:
         """Prepare to write at ``offset`` (0 truncates); fail now if ``total`` will not fit."""
         if total is not None:
-            held = self._existing_size()
+            held = self._local(
+                lambda: self.path.stat().st_size if self.path.exists() else 0, "stat"
+            )
             free = self._free() + max(0, held - offset)  # truncating gives bytes back
             self._check_space(free, total - offset)
         self.size = offset
-        self._meta = {"url": self._url_id, "validator": validator, "total": total}
-        self._local(lambda: self.meta_path.write_text(json.dumps(self._meta)), "write")
+        meta = json.dumps({"url": self._url_id, "validator": validator, "total": total})
+        self._local(lambda: self.meta_path.write_text(meta), "write")
 
     def write(self, chunk: bytes) -> None:
         """Append ``chunk``, unless that would leave less than the minimum free space."""
+        if self._file is None and self.path.exists():
+            self._file = self._open()  # truncating a longer part first gives its space back
         self._check_space(self._free(), len(chunk))
         if self._file is None:
             self._file = self._open()
@@ -236,12 +239,6 @@ class _PartFile:
             return file
 
         return self._local(open_part, "open")
-
-    def _existing_size(self) -> int:
-        try:
-            return self.path.stat().st_size
-        except FileNotFoundError:
-            return 0
 
     def _free(self) -> int:
         return self._local(lambda: shutil.disk_usage(self.dest.parent).free, "check space of")
@@ -323,6 +320,8 @@ class _Transfer:
     def run(self) -> Path:
         """Download into the part file and publish it; raises DownloadError or _Cancelled."""
         started = time.monotonic()
+        if self._cancelled.is_set():
+            raise _Cancelled
         offset, validator, total = self.part.resume_point()
         if offset:
             _LOG.info("resuming %s at byte %d into %s", self.safe_url, offset, self.part.path)
@@ -411,7 +410,8 @@ class _Transfer:
             with self._exchange(url, "HEAD", self._headers(url)) as head:
                 total = _number(head.getheader("Content-Length")) if head.status == 200 else None
         if total != offset:
-            raise _Restart(f"server has {total} bytes, the part {offset}")
+            size = "an unknown number of" if total is None else total
+            raise _Restart(f"range from byte {offset} not satisfiable, server has {size} bytes")
         self.part.begin(offset, validator, total)
 
     @contextlib.contextmanager
