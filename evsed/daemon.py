@@ -387,7 +387,7 @@ class Daemon:
         if not self.config.ota.enabled:
             return
         try:
-            async with asyncio.timeout(10):
+            async with asyncio.timeout(30):
                 system = await self.rauc.status()
         except (RaucError, TimeoutError) as exc:
             log.info("RAUC status not available (%s): firmware version from the config", exc)

@@ -274,7 +274,7 @@ class FirmwareManager:
                 await self._report(
                     "Installing", phase=UpdatePhase.INSTALLING, previous_slot=before.booted
                 )
-            await self._install_when_rauc_is_free(state.file)
+            await self._rauc.install(state.file)
             after = await self._rauc.status()
         except RaucError as exc:
             log.error("rauc install failed: %s", exc)
@@ -295,20 +295,6 @@ class FirmwareManager:
             Path(state.file).unlink()
         log.warning("firmware %s installed to slot %s: rebooting", state.bundle_version, expected)
         self._reboot()
-
-    async def _install_when_rauc_is_free(self, bundle: str) -> None:
-        """``rauc install``; while RAUC still finishes an install a killed process started,
-        it refuses a second one, so wait for it."""
-        for _ in range(120):
-            try:
-                await self._rauc.install(bundle)
-                return
-            except RaucError as exc:
-                if "already" not in str(exc).lower() and "in progress" not in str(exc).lower():
-                    raise
-                log.info("RAUC is busy with an earlier install: waiting")
-                await asyncio.sleep(1.0)
-        raise RaucError("RAUC stayed busy with an earlier install")
 
     async def _after_reboot(self) -> None:
         state = self._require()

@@ -60,7 +60,23 @@ class Rauc:
         self._binary = binary
         self._env = env
 
-    async def _run(self, *args: str, timeout: float = 60.0, stream: bool = False) -> str:
+    async def _run(
+        self, *args: str, timeout: float = 60.0, stream: bool = False, busy_wait: float = 900.0
+    ) -> str:
+        """Run ``rauc ARGS``; while the service is busy with another operation (an install a
+        killed process started), it refuses everything: wait for it, up to ``busy_wait``."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + busy_wait
+        while True:
+            try:
+                return await self._run_once(*args, timeout=timeout, stream=stream)
+            except RaucError as exc:
+                if "already processing" not in str(exc) or loop.time() > give_up:
+                    raise
+                log.info("RAUC is busy with another operation: waiting")
+                await asyncio.sleep(1.0)
+
+    async def _run_once(self, *args: str, timeout: float, stream: bool) -> str:
         try:
             proc = await asyncio.create_subprocess_exec(
                 self._binary,

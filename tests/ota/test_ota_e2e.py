@@ -1,0 +1,304 @@
+"""Firmware updates end to end, with the real ``rauc`` and real signed bundles.
+
+The daemon runs as a process against the development CSMS (which also serves the bundles over
+HTTP) and a RAUC service on a private D-Bus with file-backed A/B slots. Only the bootloader and
+the reboot are emulated (RaucSandbox): the daemon's reboot command touches a marker file, the
+test waits for the daemon to exit, lets the emulated bootloader pick a slot, restarts the RAUC
+service with that slot booted and starts the daemon again.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from evsed.devcsms.harness import DevCsms, Evsed, wait_for
+
+if shutil.which("rauc") is None:
+    pytest.skip("rauc is not installed (make test installs it as root)", allow_module_level=True)
+
+from evsed.devcsms.rauc_sandbox import RaucSandbox
+
+CP = "CP01"
+
+
+@dataclass
+class OtaRig:
+    workdir: Path
+    sandbox: RaucSandbox
+    csms: DevCsms
+    files: Path
+    marker: Path
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def sections(self, **extra: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        sections: dict[str, dict[str, Any]] = {
+            "charger": {"reboot_command": f"touch {self.marker}", "firmware_version": "1.0.0"},
+            "ota": {
+                "enabled": True,
+                "keyring": str(self.sandbox.keyring),
+                "health_check_timeout_s": 15.0,
+                "min_free_mb": 1,
+            },
+        }
+        for name, values in {**self.overrides, **extra}.items():
+            sections.setdefault(name, {}).update(values)
+        return sections
+
+    def start(self, **extra: dict[str, Any]) -> Evsed:
+        return Evsed.start(
+            self.workdir, self.csms.ws_url, CP, env=self.sandbox.env(), **self.sections(**extra)
+        )
+
+    def serve(self, bundle: Path) -> str:
+        shutil.copy(bundle, self.files / bundle.name)
+        return f"{self.csms.http_url}/files/{bundle.name}"
+
+    def update(self, location: str, retries: int = 1, interval: int = 1) -> None:
+        payload = {
+            "location": location,
+            "retrieveDate": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "retries": retries,
+            "retryInterval": interval,
+        }
+        answer = self.csms.api(
+            "/api/call", {"cp": CP, "action": "UpdateFirmware", "payload": payload}
+        )
+        assert answer.get("result") == {}, answer
+
+    def rebooted(self, evsed: Evsed, timeout: float = 60) -> str:
+        """The daemon asked for a reboot and exited: boot the emulated bootloader's choice."""
+        wait_for(lambda: self.marker.exists(), timeout, "reboot request")
+        assert evsed.proc.wait(30) == 0, evsed.log()
+        self.marker.unlink()
+        return self.sandbox.boot()
+
+    def statuses(self, action: str = "FirmwareStatusNotification") -> list[str]:
+        return [m["payload"]["status"] for m in self.csms.calls(CP, action)]
+
+    def boot_versions(self) -> list[str]:
+        return [
+            m["payload"].get("firmwareVersion") for m in self.csms.calls(CP, "BootNotification")
+        ]
+
+    def slots(self) -> dict[str, dict[str, Any]]:
+        status = self.sandbox.status(detailed=True)
+        out = {}
+        for entry in status["slots"]:
+            for slot in entry.values():
+                out[slot["bootname"]] = slot
+        out["booted"] = {"bootname": status["booted"]}
+        return out
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[OtaRig]:
+    files = tmp_path / "files"
+    files.mkdir()
+    with RaucSandbox(tmp_path / "rauc", compatible="evsed-sim", initial_version="1.0.0") as box:
+        box.create()
+        box.start_service("A")
+        csms = DevCsms.start(tmp_path, "--files", str(files), "--heartbeat-interval", "300")
+        try:
+            yield OtaRig(tmp_path, box, csms, files, tmp_path / "reboot-requested")
+        finally:
+            csms.stop()
+
+
+def wait_final(rig: OtaRig, final: set[str], timeout: float = 60) -> list[str]:
+    return wait_for(
+        lambda: rig.statuses() if rig.statuses() and rig.statuses()[-1] in final else None,
+        timeout,
+        f"final firmware status {final}",
+    )
+
+
+def test_update_installs_reboots_into_the_new_slot_and_commits(rig: OtaRig) -> None:
+    evsed = rig.start()
+    wait_for(lambda: evsed.status()["ocpp"]["registration"] == "Accepted", what="boot")
+    rig.update(rig.serve(rig.sandbox.build_bundle("2.0.0")))
+    assert rig.rebooted(evsed) == "B"
+
+    evsed = rig.start()
+    try:
+        assert wait_final(rig, {"Installed", "InstallationFailed"}) == [
+            "Downloading",
+            "Downloaded",
+            "Installing",
+            "Installed",
+        ]
+        firmware = evsed.status()["firmware"]
+        assert firmware["version"] == "2.0.0"
+        assert firmware["rauc"]["booted"] == "B"
+    finally:
+        assert evsed.stop() == 0
+    assert rig.boot_versions() == ["1.0.0", "2.0.0"]
+    slots = rig.slots()
+    assert slots["booted"]["bootname"] == "B"
+    assert slots["B"]["boot_status"] == "good"
+    # Installed is reported after the new BootNotification was accepted.
+    calls = [m["action"] for m in rig.csms.calls(CP)]
+    second_boot = [i for i, a in enumerate(calls) if a == "BootNotification"][1]
+    installed = next(
+        i
+        for i, m in enumerate(rig.csms.calls(CP))
+        if m["action"] == "FirmwareStatusNotification" and m["payload"]["status"] == "Installed"
+    )
+    assert second_boot < installed
+    # Nothing else is pending: a TriggerMessage now answers Idle.
+    evsed = rig.start()
+    try:
+        answer = rig.csms.api(
+            "/api/call",
+            {
+                "cp": CP,
+                "action": "TriggerMessage",
+                "payload": {"requestedMessage": "FirmwareStatusNotification"},
+            },
+        )
+        assert answer["result"]["status"] == "Accepted"
+        wait_for(lambda: rig.statuses()[-1] == "Idle", what="Idle on request")
+    finally:
+        assert evsed.stop() == 0
+
+
+def test_failed_health_check_rolls_back_and_reports_from_the_old_slot(rig: OtaRig) -> None:
+    evsed = rig.start()
+    wait_for(lambda: evsed.status()["ocpp"]["registration"] == "Accepted", what="boot")
+    rig.update(rig.serve(rig.sandbox.build_bundle("2.0.0")))
+    assert rig.rebooted(evsed) == "B"
+
+    # The new firmware cannot read its meter: the health check must fail.
+    broken = rig.start(hal__sim={"start_faults": "meter-offline"})
+    assert rig.rebooted(broken, timeout=60) == "A"
+    evsed = rig.start()
+    try:
+        assert wait_final(rig, {"Installed", "InstallationFailed"}) == [
+            "Downloading",
+            "Downloaded",
+            "Installing",
+            "InstallationFailed",
+        ]
+    finally:
+        assert evsed.stop() == 0
+    slots = rig.slots()
+    assert slots["booted"]["bootname"] == "A"
+    assert slots["B"]["boot_status"] == "bad"
+    assert "health check failed" in broken.log()
+
+
+@pytest.mark.parametrize(
+    ("bundle_kwargs", "reason"),
+    [
+        ({"signed_by": "other"}, "signature"),
+        ({"compatible": "another-product"}, "another-product"),
+    ],
+    ids=["bad-rauc-signature", "wrong-compatible"],
+)
+def test_rejected_bundle_never_touches_the_slots(
+    rig: OtaRig, bundle_kwargs: dict[str, Any], reason: str
+) -> None:
+    before = rig.slots()
+    evsed = rig.start()
+    try:
+        wait_for(lambda: evsed.status()["ocpp"]["registration"] == "Accepted", what="boot")
+        rig.update(rig.serve(rig.sandbox.build_bundle("2.0.0", **bundle_kwargs)))
+        assert wait_final(rig, {"Installed", "InstallationFailed"}) == [
+            "Downloading",
+            "Downloaded",
+            "InstallationFailed",
+        ]
+        assert reason in evsed.log()
+        assert evsed.proc.poll() is None  # no reboot
+    finally:
+        assert evsed.stop() == 0
+    assert rig.slots() == before
+
+
+def test_install_check_hook_rejection_is_installation_failed(rig: OtaRig) -> None:
+    evsed = rig.start()
+    try:
+        wait_for(lambda: evsed.status()["ocpp"]["registration"] == "Accepted", what="boot")
+        bundle = rig.sandbox.build_bundle(
+            "0.9.0", hook_install_check='echo "downgrade refused" >&2; exit 10'
+        )
+        rig.update(rig.serve(bundle))
+        assert wait_final(rig, {"Installed", "InstallationFailed"}) == [
+            "Downloading",
+            "Downloaded",
+            "Installing",
+            "InstallationFailed",
+        ]
+        assert "downgrade refused" in evsed.log()
+    finally:
+        assert evsed.stop() == 0
+    assert rig.slots()["booted"]["bootname"] == "A"
+
+
+def test_download_failure_after_retries(rig: OtaRig) -> None:
+    evsed = rig.start()
+    try:
+        wait_for(lambda: evsed.status()["ocpp"]["registration"] == "Accepted", what="boot")
+        rig.update("http://127.0.0.1:9/nothing-listens-here.raucb", retries=2, interval=1)
+        assert wait_final(rig, {"DownloadFailed"}, timeout=30) == ["Downloading", "DownloadFailed"]
+        assert evsed.log().count("firmware download attempt") == 3
+    finally:
+        assert evsed.stop() == 0
+
+
+def test_install_waits_for_the_running_transaction(rig: OtaRig) -> None:
+    evsed = rig.start(charging={"free_mode": True})
+    wait_for(lambda: evsed.status()["ocpp"]["registration"] == "Accepted", what="boot")
+    evsed.sim("plug")
+    evsed.sim("ev-state", "C")
+    wait_for(lambda: evsed.connector()["contactor_closed"], what="charging")
+    rig.update(rig.serve(rig.sandbox.build_bundle("2.0.0")))
+    wait_for(lambda: rig.statuses() == ["Downloading", "Downloaded"], what="downloaded")
+    time.sleep(2)
+    assert rig.statuses() == ["Downloading", "Downloaded"]  # waits: a car is charging
+    assert evsed.connector()["contactor_closed"]
+    evsed.sim("ev-state", "B")
+    evsed.sim("unplug")
+    assert rig.rebooted(evsed) == "B"
+    actions = [
+        (m["action"], m["payload"].get("status"))
+        for m in rig.csms.calls(CP)
+        if m["action"] in ("StopTransaction", "FirmwareStatusNotification", "StatusNotification")
+    ]
+    stop = actions.index(("StopTransaction", None))
+    assert actions.index(("FirmwareStatusNotification", "Installing")) > stop
+    assert ("StatusNotification", "Unavailable") in actions[stop:]
+    evsed = rig.start()
+    try:
+        wait_final(rig, {"Installed", "InstallationFailed"})
+        assert rig.statuses()[-1] == "Installed"
+        # The connector is available again after the update.
+        wait_for(lambda: evsed.connector()["ocpp_status"] == "Available", what="Available")
+    finally:
+        assert evsed.stop() == 0
+
+
+def test_kill_9_during_install_ends_in_one_consistent_outcome(rig: OtaRig) -> None:
+    evsed = rig.start()
+    wait_for(lambda: evsed.status()["ocpp"]["registration"] == "Accepted", what="boot")
+    slow = rig.sandbox.build_bundle("2.0.0", hook_install_check="sleep 3; exit 0")
+    rig.update(rig.serve(slow))
+    wait_for(lambda: rig.statuses()[-1:] == ["Installing"], what="installing")
+    evsed.proc.send_signal(signal.SIGKILL)
+    evsed.proc.wait()
+    evsed = rig.start()
+    assert rig.rebooted(evsed) == "B"
+    evsed = rig.start()
+    try:
+        wait_final(rig, {"Installed", "InstallationFailed"})
+    finally:
+        assert evsed.stop() == 0
+    assert rig.statuses() == ["Downloading", "Downloaded", "Installing", "Installed"]
