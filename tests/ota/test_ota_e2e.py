@@ -302,3 +302,75 @@ def test_kill_9_during_install_ends_in_one_consistent_outcome(rig: OtaRig) -> No
     finally:
         assert evsed.stop() == 0
     assert rig.statuses() == ["Downloading", "Downloaded", "Installing", "Installed"]
+
+
+class _SlowFileServer:
+    """Serves one file at a limited rate with Range support, recording each Range header."""
+
+    def __init__(self, path: Path, bytes_per_s: int) -> None:
+        import http.server
+        import threading
+
+        server = self
+        self.path, self.rate, self.ranges = path, bytes_per_s, []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                data = server.path.read_bytes()
+                start = 0
+                header = self.headers.get("Range")
+                server.ranges.append(header)
+                if header and header.startswith("bytes="):
+                    start = int(header[6:].split("-")[0])
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                else:
+                    self.send_response(200)
+                self.send_header("Content-Length", str(len(data) - start))
+                self.end_headers()
+                chunk = max(1, server.rate // 20)
+                try:
+                    for offset in range(start, len(data), chunk):
+                        self.wfile.write(data[offset : offset + chunk])
+                        time.sleep(0.05)
+                except OSError:
+                    pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/{path.name}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_kill_9_during_download_resumes_with_range_and_reports_once(rig: OtaRig) -> None:
+    bundle = rig.sandbox.build_bundle("2.0.0", payload_bytes=1_500_000)
+    server = _SlowFileServer(bundle, bytes_per_s=400_000)
+    try:
+        evsed = rig.start()
+        wait_for(lambda: evsed.status()["ocpp"]["registration"] == "Accepted", what="boot")
+        rig.update(server.url)
+        part = rig.workdir / "state" / "ota" / "update-0.raucb.part"
+        wait_for(lambda: part.exists() and part.stat().st_size > 200_000, what="half a download")
+        evsed.proc.send_signal(signal.SIGKILL)  # a power cut in the middle of the download
+        evsed.proc.wait()
+        kept = part.stat().st_size
+        evsed = rig.start()
+        assert rig.rebooted(evsed) == "B"
+        evsed = rig.start()
+        try:
+            wait_final(rig, {"Installed", "InstallationFailed"})
+        finally:
+            assert evsed.stop() == 0
+    finally:
+        server.close()
+    assert rig.statuses() == ["Downloading", "Downloaded", "Installing", "Installed"]
+    resumed = [r for r in server.ranges if r]
+    assert resumed, server.ranges
+    assert int(resumed[0][6:].split("-")[0]) >= kept - 65536
