@@ -17,10 +17,14 @@ APT_PACKAGES ?= python3-venv $(if $(shell command -v node),,nodejs) $(if $(shell
 	rauc squashfs-tools e2fsprogs dbus openssl
 SCHEMA_DIR := tests/schema
 
-.PHONY: demo test lint typecheck pytest schema-deps system-deps venv clean
+.PHONY: demo demo-ota test lint typecheck pytest schema-deps system-deps venv clean
 
 demo: venv
 	$(PY) -m evsed.devcsms.demo
+
+# A firmware update through the real rauc on simulated hardware (needs root, see README).
+demo-ota: venv
+	$(PY) -m evsed.devcsms.demo_ota
 
 test: venv lint typecheck pytest
 
