@@ -59,7 +59,7 @@ INVALID_SIGNATURE: Final = "InvalidFirmwareSignature"
 _Ext = TypeVar("_Ext", bound=x509.ExtensionType)
 
 _CHUNK = 1 << 20  # bytes hashed per read: constant memory for bundles of hundreds of MiB
-_MAX_CHAIN = 8  # certificates between the leaf and a root; deeper chains are refused
+_MAX_CHAIN = 8  # leaf plus intermediates below the root; longer chains are refused
 # Extensions whose meaning this module honours or that cannot widen what a certificate may do.
 _UNDERSTOOD = frozenset(
     {
