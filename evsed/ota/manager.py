@@ -224,7 +224,7 @@ class FirmwareManager:
                 )
             except FirmwareSignatureError as exc:
                 log.error("firmware signature rejected: %s", exc)
-                await self._security_event(exc.kind, str(exc))
+                await self.security_event(exc.kind, str(exc))
                 await self._finish("InvalidSignature", str(exc))
                 return False
             if state.last_status not in ("SignatureVerified", "InstallScheduled"):
@@ -393,7 +393,7 @@ class FirmwareManager:
             with contextlib.suppress(OSError):
                 Path(leftover).unlink()
 
-    async def _security_event(self, kind: str, info: str) -> None:
+    async def security_event(self, kind: str, info: str) -> None:
         payload = {"type": kind, "timestamp": _iso(self._now()), "tech_info": info[:255]}
         await asyncio.to_thread(
             self._store.enqueue, "SecurityEventNotification", payload, payload["timestamp"]

@@ -374,3 +374,165 @@ def test_kill_9_during_download_resumes_with_range_and_reports_once(rig: OtaRig)
     resumed = [r for r in server.ranges if r]
     assert resumed, server.ranges
     assert int(resumed[0][6:].split("-")[0]) >= kept - 65536
+
+
+# -- SignedUpdateFirmware (OCPP 1.6 Security Whitepaper) ---------------------------------------
+
+
+@dataclass
+class Signer:
+    root_pem: str
+    cert_pem: str
+    key: Any
+
+    def sign(self, path: Path) -> str:
+        import base64
+
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        signature = self.key.sign(path.read_bytes(), padding.PKCS1v15(), hashes.SHA256())
+        return base64.b64encode(signature).decode()
+
+
+def make_signer(name: str) -> Signer:
+    """A manufacturer root and a firmware signing certificate under it."""
+    from datetime import timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.now(UTC)
+    root_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    root_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{name} root")])
+    root = (
+        x509.CertificateBuilder()
+        .subject_name(root_name)
+        .issuer_name(root_name)
+        .public_key(root_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+        .sign(root_key, hashes.SHA256())
+    )
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{name} firmware")]))
+        .issuer_name(root_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
+        .sign(root_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    return Signer(root.public_bytes(pem).decode(), leaf.public_bytes(pem).decode(), key)
+
+
+def signed_update(rig: OtaRig, request_id: int, location: str, cert: str, signature: str) -> Any:
+    now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    payload = {
+        "requestId": request_id,
+        "retries": 1,
+        "retryInterval": 1,
+        "firmware": {
+            "location": location,
+            "retrieveDateTime": now,
+            "signingCertificate": cert,
+            "signature": signature,
+        },
+    }
+    return rig.csms.api(
+        "/api/call", {"cp": CP, "action": "SignedUpdateFirmware", "payload": payload}
+    )
+
+
+def signed_statuses(rig: OtaRig) -> list[tuple[str, int]]:
+    return [
+        (m["payload"]["status"], m["payload"]["requestId"])
+        for m in rig.csms.calls(CP, "SignedFirmwareStatusNotification")
+    ]
+
+
+def security_events(rig: OtaRig) -> list[str]:
+    return [m["payload"]["type"] for m in rig.csms.calls(CP, "SecurityEventNotification")]
+
+
+def test_signed_update_with_a_root_installed_by_the_csms(rig: OtaRig) -> None:
+    signer = make_signer("maker")
+    bundle = rig.sandbox.build_bundle("2.0.0")
+    evsed = rig.start()
+    wait_for(lambda: evsed.status()["ocpp"]["registration"] == "Accepted", what="boot")
+    answer = rig.csms.api(
+        "/api/call",
+        {
+            "cp": CP,
+            "action": "InstallCertificate",
+            "payload": {
+                "certificateType": "ManufacturerRootCertificate",
+                "certificate": signer.root_pem,
+            },
+        },
+    )
+    assert answer["result"]["status"] == "Accepted"
+    answer = signed_update(rig, 42, rig.serve(bundle), signer.cert_pem, signer.sign(bundle))
+    assert answer["result"]["status"] == "Accepted"
+    assert rig.rebooted(evsed) == "B"
+    evsed = rig.start()
+    try:
+        wait_for(lambda: signed_statuses(rig)[-1:] == [("Installed", 42)], 60, "signed Installed")
+    finally:
+        assert evsed.stop() == 0
+    assert signed_statuses(rig) == [
+        (status, 42)
+        for status in (
+            "Downloading",
+            "Downloaded",
+            "SignatureVerified",
+            "Installing",
+            "InstallRebooting",
+            "Installed",
+        )
+    ]
+    assert security_events(rig) == []
+
+
+def test_signed_update_with_a_bad_signature_is_refused_before_install(rig: OtaRig) -> None:
+    signer, forger = make_signer("maker"), make_signer("forger")
+    root = rig.workdir / "maker-root.pem"
+    root.write_text(signer.root_pem)
+    bundle = rig.sandbox.build_bundle("2.0.0")
+    before = rig.slots()
+    evsed = rig.start(ota={"manufacturer_root": str(root)})
+    try:
+        wait_for(lambda: evsed.status()["ocpp"]["registration"] == "Accepted", what="boot")
+        # The right certificate, but a signature made with another key.
+        answer = signed_update(rig, 7, rig.serve(bundle), signer.cert_pem, forger.sign(bundle))
+        assert answer["result"]["status"] == "Accepted"
+        wait_for(lambda: signed_statuses(rig)[-1:] == [("InvalidSignature", 7)], what="refused")
+        assert signed_statuses(rig) == [
+            ("Downloading", 7),
+            ("Downloaded", 7),
+            ("InvalidSignature", 7),
+        ]
+        wait_for(lambda: security_events(rig) == ["InvalidFirmwareSignature"], what="event")
+        # A certificate that does not chain to the manufacturer root is refused at once.
+        answer = signed_update(rig, 8, rig.serve(bundle), forger.cert_pem, forger.sign(bundle))
+        assert answer["result"]["status"] == "InvalidCertificate"
+        wait_for(
+            lambda: security_events(rig)[-1:] == ["InvalidFirmwareSigningCertificate"],
+            what="certificate event",
+        )
+    finally:
+        assert evsed.stop() == 0
+    assert rig.slots() == before

@@ -75,6 +75,18 @@ class FirmwareOperations:
         retries: int | None,
         retry_interval: int | None,
     ) -> str:
+        from evsed.ota.signature import FirmwareSignatureError, verify_signing_certificate
+
+        try:
+            # The certificate can be judged before downloading anything (Security Whitepaper:
+            # InvalidCertificate + SecurityEventNotification InvalidFirmwareSigningCertificate).
+            verify_signing_certificate(
+                firmware.get("signing_certificate", ""), self._certs.roots(), now=self._now()
+            )
+        except FirmwareSignatureError as exc:
+            log.error("SignedUpdateFirmware: %s", exc)
+            self._spawn(self.manager.security_event(exc.kind, str(exc)))
+            return "InvalidCertificate"
         replacing = self.manager.busy
         accepted = self.manager.request(
             UpdateState(
@@ -102,10 +114,13 @@ class FirmwareOperations:
     def trigger(self, requested_message: str, connector_id: int | None) -> str:
         if requested_message not in TRIGGERABLE:
             return "NotImplemented"
-        task = asyncio.create_task(self._send(requested_message, connector_id))
+        self._spawn(self._send(requested_message, connector_id))
+        return "Accepted"
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return "Accepted"
 
 
 class FirmwareHandlers:
