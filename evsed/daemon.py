@@ -334,6 +334,7 @@ class Daemon:
             operator_availability=self._operator_availability,
             wake_outbox=service.wake_outbox,
             now=_utcnow,
+            slots_changed=self._slots_changed,
         )
         ops.firmware = FirmwareOperations(
             manager,
@@ -376,6 +377,9 @@ class Daemon:
             },
             "rauc": _slot_snapshot(self.slot_status),
         }
+
+    def _slots_changed(self, system: SystemStatus) -> None:
+        self.slot_status = system
 
     def _operator_availability(self, connector_id: int) -> bool:
         assert self._db is not None

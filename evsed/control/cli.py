@@ -94,6 +94,19 @@ def format_status(status: dict[str, Any]) -> str:
         f"ocpp    {ocpp['connection']}  registration {ocpp['registration'] or '-'}"
         f"  outbox {ocpp['outbox_pending']}  {ocpp['url']}",
     ]
+    firmware = status.get("firmware") or {}
+    rauc = firmware.get("rauc")
+    line = f"firmware {firmware.get('version', '?')}  updates {firmware.get('updates', '?')}"
+    if firmware.get("update"):
+        update = firmware["update"]
+        line += f"  update {update['status']} ({update['phase']})"
+    lines.append(line)
+    if rauc:
+        slots = "  ".join(
+            f"{s['bootname']}={s['version'] or '?'} {s['state']}/{s['boot_status']}"
+            for s in rauc["slots"]
+        )
+        lines.append(f"slots   booted {rauc['booted']}  next {rauc['primary'] or '?'}  {slots}")
     for c in status["connectors"]:
         faults = ", ".join(c["faults"]) or "none"
         tx = c["transaction_id"] if c["transaction_id"] is not None else "-"

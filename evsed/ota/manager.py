@@ -25,7 +25,7 @@ from evsed.config import OtaConfig
 from evsed.connector import ConnectorRunner
 from evsed.ota import state as ota_state
 from evsed.ota.download import DownloadError, download
-from evsed.ota.rauc import Rauc, RaucError
+from evsed.ota.rauc import Rauc, RaucError, SystemStatus
 from evsed.ota.state import UpdatePhase, UpdateState
 from evsed.store.db import Database
 from evsed.store.transactions import TransactionStore
@@ -54,7 +54,9 @@ class FirmwareManager:
         operator_availability: Callable[[int], bool],
         wake_outbox: Callable[[], None],
         now: Callable[[], datetime],
+        slots_changed: Callable[[SystemStatus], None] | None = None,
     ) -> None:
+        self._slots_changed = slots_changed
         self._config = config
         self._db = db
         self._store = store
@@ -127,6 +129,7 @@ class FirmwareManager:
                     log.info("could not confirm the booted slot with RAUC: %s", exc)
                 else:
                     log.info("booted slot confirmed good")
+                    await self.refresh_slots()
                 return
             await asyncio.sleep(1.0)
         log.error("health check did not pass after boot: the booted slot stays unconfirmed")
@@ -326,6 +329,7 @@ class FirmwareManager:
             else:
                 log.warning("firmware %s committed in slot %s", state.bundle_version, system.booted)
                 await self._finish("Installed", "health check passed")
+                await self.refresh_slots()
                 return
         log.error("health check failed after the update (%s): rolling back", reason)
         with contextlib.suppress(RaucError):
@@ -337,6 +341,13 @@ class FirmwareManager:
             return
         self._save(phase=UpdatePhase.ROLLING_BACK)
         self._reboot()
+
+    async def refresh_slots(self) -> None:
+        """Tell the daemon the slot states changed (for ``evsectl status``)."""
+        if self._slots_changed is None:
+            return
+        with contextlib.suppress(RaucError):
+            self._slots_changed(await self._rauc.status())
 
     # -- connectors ---------------------------------------------------------------------------
 
