@@ -440,12 +440,15 @@ class Daemon:
             await transactions.stop(CONNECTOR_ID, reason, runner.meter_reading)
 
     async def _drain_outbox(self, store: TransactionStore, timeout: float = 3.0) -> None:
-        """Give queued messages a moment to reach the CSMS; whatever is left goes out later."""
-        if self.service is None or not self.service.online:
+        """Give queued messages and status changes a moment to reach the CSMS before stopping;
+        queued transaction messages that do not make it go out after the restart."""
+        service = self.service
+        if service is None or not service.online:
             return
-        deadline = asyncio.get_running_loop().time() + timeout
-        while (
-            await asyncio.to_thread(store.pending) and asyncio.get_running_loop().time() < deadline
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline and (
+            await asyncio.to_thread(store.pending) > 0 or service.statuses_pending
         ):
             await asyncio.sleep(0.05)
 

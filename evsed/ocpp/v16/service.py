@@ -73,6 +73,7 @@ class OcppV16Service:
         # milliseconds is still reported unless MinimumStatusDuration says otherwise.
         self._status_changes: asyncio.Queue[StatusChange] = asyncio.Queue()
         self._status_last: dict[int, tuple[str, str]] = {}
+        self._status_sending = False
         self._csms_ids: dict[int, int] = {}  # local transaction id -> CSMS transactionId
         self.sampler = MeterSampler(connectors, transactions, store, keys, wall_clock, self)
         for runner in connectors.values():
@@ -119,6 +120,10 @@ class OcppV16Service:
     def csms_transaction_id(self, connector_id: int) -> int | None:
         local_id = self._tx.open.get(connector_id)
         return None if local_id is None else self._csms_ids.get(local_id)
+
+    @property
+    def statuses_pending(self) -> bool:
+        return not self._status_changes.empty() or self._status_sending
 
     def key_changed(self, key: str) -> None:
         if key == "HeartbeatInterval":
@@ -248,8 +253,12 @@ class OcppV16Service:
             await self._send_status(cp, connector_id, status, error, self._iso_now())
         while True:
             change = await self._status_changes.get()
-            await self._transaction_messages_first()
-            await self._send_status(cp, *change)
+            self._status_sending = True
+            try:
+                await self._transaction_messages_first()
+                await self._send_status(cp, *change)
+            finally:
+                self._status_sending = False
 
     async def _transaction_messages_first(self) -> None:
         """Let a pending Start/StopTransaction go before the status change it caused, so the
