@@ -44,6 +44,7 @@ from evsed.charging.events import (
 from evsed.charging.faults import Fault
 from evsed.charging.session import step
 from evsed.charging.state import ConnectorState, PilotSignal, Settings
+from evsed.tasks import cancel_and_wait
 from hal.errors import MeterError
 from hal.iec61851 import current_to_duty
 from hal.interfaces import Contactor, Meter, Pilot
@@ -137,9 +138,7 @@ class ConnectorRunner:
         self._pilot.set_control(self._control)
         if self._feedback_check is not None:
             self._feedback_check.cancel()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)
         await self._pilot.stop()
         await self._meter.stop()
         self._contactor.stop()
@@ -369,5 +368,16 @@ def _mcu_faults(flags: McuFault) -> set[Fault]:
 
 
 def _visible(state: ConnectorState) -> tuple[object, ...]:
-    """The parts of the state that change what the outside sees (status, display)."""
-    return (state.phase, state.cp, state.faults, state.contactor_closed, state.pending_tag)
+    """The parts of the state that change what the outside sees (status, display).
+
+    ``available`` belongs here: ChangeAvailability on an idle connector changes nothing else,
+    and its StatusNotification (Unavailable / Available, OCPP 1.6 §5.2) must still be sent.
+    """
+    return (
+        state.phase,
+        state.cp,
+        state.faults,
+        state.contactor_closed,
+        state.pending_tag,
+        state.available,
+    )

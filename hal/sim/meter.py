@@ -7,7 +7,9 @@ a Modbus TCP gateway. Addresses come from the shared map; the values are encoded
 cancel itself out in tests.
 
 The meter measures what ``load()`` says flows now (per-phase current in A) at a fixed
-voltage and integrates the energy every 100 ms and on every request.
+voltage and integrates the energy every 100 ms and on every request. With ``energy_file`` its
+energy register is non-volatile, as a real meter's is: a process that dies (kill -9) and starts
+again goes on counting from the last value any client was served.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import struct
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Final, cast
 
 from pymodbus.constants import ExcCodes
@@ -66,6 +70,13 @@ class SimMeterServer:
 
     With ``serial_port`` set, the meter speaks Modbus RTU on that serial device (e.g. one
     end of a pty pair) instead of listening on TCP; everything else stays the same.
+
+    With ``energy_file`` set, the energy register starts from the value stored there (if
+    any) instead of ``initial_energy_wh``, and is written there before every answer and on
+    :meth:`stop`, so no reading a client saw is ever lost: a meter's count never goes back,
+    even across a crash of the process that simulates it. The file is replaced atomically
+    but not fsynced (that would stall the event loop); it survives a killed process, not a
+    crash of the machine.
     """
 
     def __init__(
@@ -82,6 +93,7 @@ class SimMeterServer:
         clock: Callable[[], float] = time.monotonic,
         serial_port: str = "",
         baudrate: int = 9600,
+        energy_file: Path | None = None,
     ) -> None:
         """Prepare the meter; nothing listens before :meth:`start`."""
         self._load = load
@@ -92,7 +104,8 @@ class SimMeterServer:
         self._device_id = device_id
         self._map = register_map if register_map is not None else MAPS["sdm630"]
         self._clock = clock
-        self._energy_wh = initial_energy_wh
+        self._energy_file = energy_file
+        self._energy_wh = _stored_energy_wh(energy_file, initial_energy_wh)
         self._power_w = 0.0  # power measured at the last integration step
         self._last_t = clock()
         self._offline = False
@@ -185,6 +198,7 @@ class SimMeterServer:
             await self._server.shutdown()  # type: ignore[no-untyped-call]
             self._server = None
         self._integrate()
+        self._store_energy()
 
     # -- simulation ---------------------------------------------------------------------
 
@@ -195,6 +209,14 @@ class SimMeterServer:
         self._last_t = now
         self._energy_wh += self._power_w * dt / 3600.0
         self._power_w = sum(self._voltage_v * current for current in self._load())
+
+    def _store_energy(self) -> None:
+        """Keep the register in ``energy_file`` (write a sibling, then rename over it)."""
+        if self._energy_file is None:
+            return
+        scratch = self._energy_file.with_name(self._energy_file.name + ".new")
+        scratch.write_text(f"{self._energy_wh!r}\n")
+        os.replace(scratch, self._energy_file)
 
     async def _tick(self) -> None:
         while True:
@@ -259,6 +281,7 @@ class SimMeterServer:
         if set_values is not None:
             return ExcCodes.ILLEGAL_FUNCTION  # a meter's measurements are read-only
         self._integrate()
+        self._store_energy()  # before the value leaves: what was served is never lost
         values = self._values()
         for name, register in self._map.registers().items():
             if register.function_code == function_code:
@@ -272,3 +295,20 @@ class SimMeterServer:
         if sending and self._offline:
             return b""
         return data
+
+
+def _stored_energy_wh(path: Path | None, default: float) -> float:
+    """The energy register kept in ``path``; ``default`` when there is none yet."""
+    if path is None:
+        return default
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{path}: not a simulated meter energy register: {text[:40]!r}") from None
+    if not value >= 0.0:  # also rejects NaN
+        raise ValueError(f"{path}: energy register must be >= 0 Wh, got {value}")
+    return value

@@ -3,7 +3,8 @@
 - the CP MCU simulator on the master side of a pseudo-terminal (the real ``SerialPilot`` driver
   opens the slave side);
 - an SDM630 Modbus TCP server on 127.0.0.1 whose energy register integrates the current the
-  car draws while the contactor's main contacts are closed;
+  car draws while the contactor's main contacts are closed (kept in ``meter_energy_file``, if
+  given, so it survives a crash of the process as a real meter's register does);
 - gpiozero MockFactory pins for the contactor coil and its mirror contact.
 
 ``command`` takes the words of ``evsectl sim ...`` and returns a one-line answer.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from hal.iec61851 import duty_to_current
@@ -44,6 +46,7 @@ class SimWorld:
         phases: int = 3,
         cable_rating_a: int = 32,
         meter_port: int = 0,
+        meter_energy_file: Path | None = None,
     ) -> None:
         from gpiozero.pins.mock import MockFactory
 
@@ -55,7 +58,9 @@ class SimWorld:
         self.contactor = SimContactorWiring(self.pin_factory, coil_pin, feedback_pin)
         self._master_fd, self.pilot_port = open_pty()
         self.mcu = SimMcu(self._master_fd)
-        self.meter = SimMeterServer(self._load, port=meter_port, voltage_v=voltage_v)
+        self.meter = SimMeterServer(
+            self._load, port=meter_port, voltage_v=voltage_v, energy_file=meter_energy_file
+        )
         self.active_faults: set[str] = set()
 
     async def start(self) -> None:
