@@ -35,7 +35,8 @@ from evsed.store.transactions import TransactionStore
 
 log = logging.getLogger(__name__)
 
-StatusChange = tuple[int, str, str, str]  # connector, status, errorCode, timestamp
+StatusChange = tuple[int, str, str, str]
+OUTBOX_SETTLE_S = 1.0  # connector, status, errorCode, timestamp
 
 
 class OcppV16Service:
@@ -133,11 +134,14 @@ class OcppV16Service:
     def local_list_conflict(self, id_tag: str) -> None:
         """§3.5.2: the CSMS contradicted the local list: StatusNotification, connector 0."""
         log.warning("local authorization list conflicts with the CSMS for a tag")
-        self._status_changes.put_nowait((0, "Available", "LocalListConflict", self._iso_now()))
+        status = self._charge_point_status()[0]
+        self._status_changes.put_nowait((0, status, "LocalListConflict", self._iso_now()))
 
     # -- the connection -----------------------------------------------------------------------
 
     async def run(self) -> None:
+        if self.ops is not None:
+            self.ops.on_charge_point_availability(self._charge_point_changed)
         await self.link.run(self._session)
 
     async def _session(self, ws: ClientConnection) -> None:
@@ -170,7 +174,12 @@ class OcppV16Service:
                 task.result()
         finally:
             self._cp = None
-            for task in (reader, *workers):
+            outbox = workers[2:]  # an answer may have arrived just before the connection
+            for task in (reader, *workers[:2]):  # dropped: let the outbox record it first
+                task.cancel()
+            if outbox:
+                await asyncio.wait(outbox, timeout=OUTBOX_SETTLE_S)
+            for task in outbox:
                 task.cancel()
             await asyncio.gather(reader, *workers, return_exceptions=True)
 
@@ -221,13 +230,29 @@ class OcppV16Service:
     # -- status -------------------------------------------------------------------------------
 
     def _connector_changed(self, runner: ConnectorRunner) -> None:
-        status = connector_status(runner.state)
-        if self._status_last.get(runner.connector_id) == status:
+        self._status_changed(runner.connector_id, connector_status(runner.state))
+        # A scheduled Inoperative of the whole Charge Point takes effect when the last
+        # transaction has ended.
+        self._charge_point_changed()
+
+    def _charge_point_status(self) -> tuple[str, str]:
+        """Connector 0, the Charge Point as a whole (§4.9, §5.2): Unavailable once it was made
+        Inoperative and no transaction is left."""
+        inoperative = self.ops is not None and not self.ops.charge_point_operative
+        if inoperative and not any(r.state.tx_active for r in self._connectors.values()):
+            return "Unavailable", "NoError"
+        return "Available", "NoError"
+
+    def _charge_point_changed(self) -> None:
+        self._status_changed(0, self._charge_point_status())
+
+    def _status_changed(self, connector_id: int, status: tuple[str, str]) -> None:
+        if self._status_last.get(connector_id) == status:
             return
-        self._status_last[runner.connector_id] = status
+        self._status_last[connector_id] = status
         if self._cp is None:
             return  # sent from the current state on reconnection
-        change = (runner.connector_id, *status, self._iso_now())
+        change = (connector_id, *status, self._iso_now())
         hold = self._keys.get_int("MinimumStatusDuration")
         if hold <= 0:
             self._status_changes.put_nowait(change)
@@ -235,7 +260,7 @@ class OcppV16Service:
 
         def still_current() -> None:
             # §9.1 MinimumStatusDuration: only a status that lasted this long is reported.
-            if self._status_last.get(runner.connector_id) == status:
+            if self._status_last.get(connector_id) == status:
                 self._status_changes.put_nowait(change)
 
         asyncio.get_running_loop().call_later(hold, still_current)
@@ -245,7 +270,8 @@ class OcppV16Service:
         as it happened, after the transaction message it caused."""
         while not self._status_changes.empty():
             self._status_changes.get_nowait()
-        await self._send_status(cp, 0, "Available", "NoError", self._iso_now())
+        self._status_last[0] = self._charge_point_status()
+        await self._send_status(cp, 0, *self._status_last[0], self._iso_now())
         for connector_id, runner in self._connectors.items():
             status, error = self._status_last.setdefault(
                 connector_id, connector_status(runner.state)
