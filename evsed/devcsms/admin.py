@@ -7,7 +7,9 @@ loop; anything touching charge points or CSMS state runs on that loop through
 Routes (JSON bodies; API-level failures answer ``{"detail": "..."}``):
 ``GET /api/messages[?cp=&action=&since=]``, ``GET /api/chargers``, ``GET /api/transactions``,
 ``POST /api/call``, ``POST /api/remote-start``, ``POST /api/remote-stop``,
-``POST /api/boot-status``, ``GET|HEAD /files/<name>``.
+``POST /api/boot-status``, ``GET|POST /api/id-tags`` (per-tag IdTagInfo), ``GET|POST
+/api/answers`` (drop, delay or refuse a charger's CALLs of one action), ``GET|HEAD
+/files/<name>``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from evsed.devcsms.chargepoint import CallOutcome
 from evsed.devcsms.errors import ChargerGone, ChargerNotConnected, InvalidCall
 from evsed.devcsms.files import resolve_file, send_file
 from evsed.devcsms.journal import Journal
+from evsed.devcsms.state import AnswerRule, IdTagRecord
 
 _LOG = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -61,6 +64,18 @@ class AdminBackend(Protocol):
 
     async def set_boot_status(self, status: str) -> dict[str, Any]:
         """Change later BootNotification answers."""
+
+    async def set_id_tag(self, id_tag: str, record: IdTagRecord | None) -> dict[str, Any]:
+        """Set or remove the record of one idTag."""
+
+    async def id_tags(self) -> dict[str, Any]:
+        """The per-tag records."""
+
+    async def set_answer_rule(self, action: str, rule: AnswerRule | None) -> dict[str, Any]:
+        """Change how CALLs of one action are answered."""
+
+    async def answer_rules(self) -> dict[str, Any]:
+        """The answer rules in force."""
 
 
 class ApiError(Exception):
@@ -285,6 +300,48 @@ class _AdminHandler(BaseHTTPRequestHandler):
         except ValueError as exc:
             raise ApiError(HTTPStatus.BAD_REQUEST, str(exc)) from exc
 
+    def _id_tags(self, _: object) -> tuple[HTTPStatus, Any]:
+        return HTTPStatus.OK, self._on_loop(self.server.backend.id_tags(), _LOOP_GRACE)
+
+    def _set_id_tag(self, body: dict[str, Any]) -> tuple[HTTPStatus, Any]:
+        """``{"id_tag", "status", "parent_id_tag"?, "expiry_date"?}``; status null removes."""
+        id_tag = _require(body, "id_tag", str)
+        record = None
+        if body.get("status") is not None:
+            try:
+                record = IdTagRecord(
+                    _require(body, "status", str),
+                    _optional(body, "parent_id_tag", str),
+                    _optional(body, "expiry_date", str),
+                )
+            except ValueError as exc:
+                raise ApiError(HTTPStatus.BAD_REQUEST, str(exc)) from exc
+        coro = self.server.backend.set_id_tag(id_tag, record)
+        return HTTPStatus.OK, self._on_loop(coro, _LOOP_GRACE)
+
+    def _answers(self, _: object) -> tuple[HTTPStatus, Any]:
+        return HTTPStatus.OK, self._on_loop(self.server.backend.answer_rules(), _LOOP_GRACE)
+
+    def _set_answer(self, body: dict[str, Any]) -> tuple[HTTPStatus, Any]:
+        """``{"action", "mode", "delay"?, "times"?}``; mode ``normal`` removes the rule."""
+        action = _require(body, "action", str)
+        mode = _require(body, "mode", str)
+        rule = None
+        if mode != "normal":
+            delay = body.get("delay", 0.0)
+            if not isinstance(delay, int | float) or isinstance(delay, bool):
+                raise ApiError(HTTPStatus.BAD_REQUEST, "'delay' must be a number")
+            try:
+                rule = AnswerRule(mode, float(delay), _optional(body, "times", int))
+            except ValueError as exc:
+                raise ApiError(HTTPStatus.BAD_REQUEST, str(exc)) from exc
+        coro = self.server.backend.set_answer_rule(action, rule)
+        return HTTPStatus.OK, self._on_loop(coro, _LOOP_GRACE)
+
+
+def _optional(body: dict[str, Any], key: str, kind: type[_T]) -> _T | None:
+    return None if body.get(key) is None else _require(body, key, kind)
+
 
 _Route = Callable[[_AdminHandler, Any], tuple[HTTPStatus, Any]]
 _ROUTES: dict[tuple[str, str], _Route] = {
@@ -295,4 +352,8 @@ _ROUTES: dict[tuple[str, str], _Route] = {
     ("POST", "/api/remote-start"): _AdminHandler._remote_start,
     ("POST", "/api/remote-stop"): _AdminHandler._remote_stop,
     ("POST", "/api/boot-status"): _AdminHandler._boot_status,
+    ("GET", "/api/id-tags"): _AdminHandler._id_tags,
+    ("POST", "/api/id-tags"): _AdminHandler._set_id_tag,
+    ("GET", "/api/answers"): _AdminHandler._answers,
+    ("POST", "/api/answers"): _AdminHandler._set_answer,
 }

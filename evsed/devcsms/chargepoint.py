@@ -9,9 +9,10 @@ payload they typed, not one round-tripped through snake_case dataclasses.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar, cast
 
@@ -89,6 +90,7 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # ocpp ships no type 
         self._calls_sent: dict[str, str] = {}
         self._closed = asyncio.Event()
         self._gone = object()
+        self._tasks: set[asyncio.Future[None]] = set()
 
     # --- frame level -------------------------------------------------------------------
 
@@ -110,8 +112,35 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # ocpp ships no type 
         elif frame.is_response and frame.id is not None:
             frame = replace(frame, action=self._calls_sent.pop(frame.id, None))
         self._record("in", frame)
-        if frame.error is None:
+        if frame.error is not None:
+            return
+        rule = None
+        if frame.is_call and frame.action is not None:
+            rule = self._state.take_answer_rule(frame.action)
+        if rule is None:
             await super().route_message(raw_msg)
+            return
+        extra = {"cp": self.id, "message_id": frame.id, "action": frame.action}
+        if rule.mode == "drop":
+            _FRAMES.info("%s: not answering %s (answer rule)", self.id, frame.action, extra=extra)
+        elif rule.mode == "error":
+            error = CallError(frame.id, "InternalError", "answer rule of the development CSMS", {})
+            await self._send(error.to_json())
+        else:
+            # Answered from a task: the receive loop goes on meanwhile, as on a slow CSMS.
+            _FRAMES.info("%s: answering %s in %g s", self.id, frame.action, rule.delay, extra=extra)
+            self._spawn(self._route_later(raw_msg, rule.delay))
+
+    async def _route_later(self, raw_msg: str | bytes, delay: float) -> None:
+        await asyncio.sleep(delay)
+        if not self._closed.is_set():
+            with contextlib.suppress(ConnectionClosed):
+                await super().route_message(raw_msg)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _send(self, message: str) -> None:
         frame = parse_frame(message)
@@ -134,9 +163,11 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # ocpp ships no type 
     # --- CALLs from the CSMS --------------------------------------------------------------
 
     def mark_closed(self) -> None:
-        """Tell a waiting ``call_raw`` that no answer will come."""
+        """Tell a waiting ``call_raw`` that no answer will come; forget delayed answers."""
         self._closed.set()
         self._response_queue.put_nowait(self._gone)
+        for task in list(self._tasks):
+            task.cancel()
 
     async def call_raw(
         self, action: str, payload: dict[str, Any], *, timeout: float, validate: bool = True
@@ -193,7 +224,12 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # ocpp ships no type 
     # --- handlers (OCPP 1.6 chapter 4: operations initiated by the charge point) ----------
 
     def _id_tag_info(self, id_tag: str) -> Any:
-        return datatypes.IdTagInfo(status=AuthorizationStatus(self._state.authorize(id_tag)))
+        record = self._state.id_tag_record(id_tag)
+        return datatypes.IdTagInfo(
+            status=AuthorizationStatus(record.status),
+            parent_id_tag=record.parent_id_tag,
+            expiry_date=record.expiry_date,
+        )
 
     @handles(Action.boot_notification)
     def on_boot_notification(self, **payload: Any) -> Any:
@@ -218,20 +254,20 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # ocpp ships no type 
 
     @handles(Action.authorize)
     def on_authorize(self, id_tag: str) -> Any:
-        """§4.1: Accepted for configured tags (or any tag when none are configured)."""
+        """§4.1: the tag's own record, else Accepted for configured tags (or any tag when none
+        are configured), else Invalid."""
         return call_result.Authorize(id_tag_info=self._id_tag_info(id_tag))
 
     @handles(Action.start_transaction)
     def on_start_transaction(
         self, connector_id: int, id_tag: str, meter_start: int, **_: Any
     ) -> Any:
-        """§4.8: transaction ids increase from 1."""
-        transaction_id, status = self._state.start_transaction(
+        """§4.8: transaction ids increase from 1; idTagInfo as for Authorize."""
+        transaction_id, _status = self._state.start_transaction(
             self.id, connector_id, id_tag, meter_start
         )
         return call_result.StartTransaction(
-            transaction_id=transaction_id,
-            id_tag_info=datatypes.IdTagInfo(status=AuthorizationStatus(status)),
+            transaction_id=transaction_id, id_tag_info=self._id_tag_info(id_tag)
         )
 
     @handles(Action.stop_transaction)

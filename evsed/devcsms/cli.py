@@ -24,7 +24,13 @@ from evsed.devcsms.chargepoint import LIBRARY_LOGGER
 from evsed.devcsms.client import DEFAULT_HTTP, AdminApiError, AdminClient
 from evsed.devcsms.journal import Journal, describe
 from evsed.devcsms.server import DevCsms
-from evsed.devcsms.state import BOOT_STATUSES, CsmsSettings
+from evsed.devcsms.state import (
+    ANSWER_MODES,
+    BOOT_STATUSES,
+    ID_TAG_STATUSES,
+    CsmsSettings,
+    IdTagRecord,
+)
 from evsed.errors import EXIT_CONFIG
 
 _LOG = logging.getLogger(__name__)
@@ -55,6 +61,20 @@ def _setup_logging(verbose: bool) -> None:
     logging.getLogger("websockets").setLevel(logging.WARNING)
 
 
+def parse_id_tag(text: str) -> tuple[str, IdTagRecord]:
+    """``TAG:STATUS[:PARENT[:EXPIRY]]`` (``--id-tag``); an empty PARENT means none. The expiry
+    date comes last because ISO 8601 times contain colons."""
+    tag, _, rest = text.partition(":")
+    status, _, rest = rest.partition(":")
+    parent, _, expiry = rest.partition(":")
+    if not tag:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected TAG:STATUS[:PARENT[:EXPIRY]]")
+    try:
+        return tag, IdTagRecord(status, parent or None, expiry or None)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 async def _serve(args: argparse.Namespace) -> int:
     tags = frozenset(t.strip() for t in args.tags.split(",") if t.strip()) if args.tags else None
     settings = CsmsSettings(
@@ -62,6 +82,7 @@ async def _serve(args: argparse.Namespace) -> int:
         heartbeat_interval=args.heartbeat_interval,
         boot_retry_interval=args.boot_retry_interval,
         tags=tags,
+        id_tags=dict(args.id_tag),
     )
     journal = Journal(args.journal)
     csms = DevCsms(
@@ -129,6 +150,17 @@ def _run_client(args: argparse.Namespace) -> int:
     if args.command == "transactions":
         print(json.dumps(client.transactions(), indent=2))
         return 0
+    if args.command == "id-tag":
+        status = None if args.remove else args.status
+        answer = client.set_id_tag(
+            args.tag, status, parent_id_tag=args.parent, expiry_date=args.expiry
+        )
+        print(json.dumps(answer, indent=2))
+        return 0
+    if args.command == "answer":
+        answer = client.set_answer_rule(args.action, args.mode, delay=args.delay, times=args.times)
+        print(json.dumps(answer, indent=2))
+        return 0
     assert args.command == "boot-status"
     print(json.dumps(client.set_boot_status(args.status)))
     return 0
@@ -146,6 +178,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=9000, help="websocket port (0 = any)")
     serve.add_argument("--http-port", type=int, default=9001, help="admin API port (0 = any)")
     serve.add_argument("--tags", help="comma-separated accepted idTags (default: accept all)")
+    serve.add_argument(
+        "--id-tag",
+        type=parse_id_tag,
+        action="append",
+        default=[],
+        metavar="TAG:STATUS[:PARENT[:EXPIRY]]",
+        help="what Authorize/StartTransaction/StopTransaction answer for TAG (repeatable)",
+    )
     serve.add_argument("--boot-status", choices=BOOT_STATUSES, default="Accepted")
     serve.add_argument("--heartbeat-interval", type=int, default=300, metavar="SECONDS")
     serve.add_argument(
@@ -191,6 +231,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("chargers", parents=[api], help="charge points and their status")
     commands.add_parser("transactions", parents=[api], help="transactions started")
+    id_tag = commands.add_parser("id-tag", parents=[api], help="the answer for one idTag")
+    id_tag.add_argument("--tag", required=True)
+    which = id_tag.add_mutually_exclusive_group(required=True)
+    which.add_argument("--status", choices=ID_TAG_STATUSES)
+    which.add_argument("--remove", action="store_true", help="back to the --tags answer")
+    id_tag.add_argument("--parent", help="parentIdTag")
+    id_tag.add_argument("--expiry", help="expiryDate (ISO 8601)")
+
+    answer = commands.add_parser(
+        "answer", parents=[api], help="drop, delay or refuse the charger's CALLs of one action"
+    )
+    answer.add_argument("action", help="e.g. StartTransaction")
+    answer.add_argument("mode", choices=ANSWER_MODES)
+    answer.add_argument("--delay", type=float, default=0.0, metavar="SECONDS")
+    answer.add_argument("--times", type=int, help="only the next N CALLs (default: all)")
+
     boot = commands.add_parser("boot-status", parents=[api], help="answer for later boots")
     boot.add_argument("status", choices=BOOT_STATUSES)
     return parser

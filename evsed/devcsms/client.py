@@ -130,3 +130,40 @@ class AdminClient:
         """Change later BootNotification answers (``POST /api/boot-status``)."""
         result: dict[str, Any] = self._request("POST", "/api/boot-status", {"status": status})
         return result
+
+    def set_id_tag(
+        self,
+        id_tag: str,
+        status: str | None,
+        *,
+        parent_id_tag: str | None = None,
+        expiry_date: str | None = None,
+    ) -> dict[str, Any]:
+        """What the CSMS answers for one idTag (``POST /api/id-tags``); status None removes it."""
+        body = {
+            "id_tag": id_tag,
+            "status": status,
+            "parent_id_tag": parent_id_tag,
+            "expiry_date": expiry_date,
+        }
+        result: dict[str, Any] = self._request("POST", "/api/id-tags", body)
+        return result
+
+    def id_tags(self) -> dict[str, Any]:
+        """The per-tag records (``GET /api/id-tags``)."""
+        result: dict[str, Any] = self._request("GET", "/api/id-tags")
+        return result
+
+    def set_answer_rule(
+        self, action: str, mode: str, *, delay: float = 0.0, times: int | None = None
+    ) -> dict[str, Any]:
+        """How the charger's CALLs of ``action`` are answered (``POST /api/answers``): ``drop``,
+        ``delay`` (by ``delay`` s), ``error`` (CALLERROR) or ``normal``; ``times`` CALLs only."""
+        body = {"action": action, "mode": mode, "delay": delay, "times": times}
+        result: dict[str, Any] = self._request("POST", "/api/answers", body)
+        return result
+
+    def answer_rules(self) -> dict[str, Any]:
+        """The answer rules in force (``GET /api/answers``)."""
+        result: dict[str, Any] = self._request("GET", "/api/answers")
+        return result

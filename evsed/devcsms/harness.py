@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 PYTHON = sys.executable
 
@@ -37,10 +38,13 @@ class DevCsms:
     proc: subprocess.Popen[str]
     ws_url: str
     http_url: str
+    #: Where and with which ``serve`` arguments it was started (for ``restart``).
+    workdir: Path | None = None
+    args: tuple[str, ...] = ()
 
     @classmethod
     def start(cls, workdir: Path, *args: str) -> DevCsms:
-        log = open(workdir / "devcsms.log", "w")  # noqa: SIM115 - closed with the process
+        log = open(workdir / "devcsms.log", "a")  # noqa: SIM115 - closed with the process
         proc = subprocess.Popen(
             [PYTHON, "-m", "evsed.devcsms", "serve", "--port", "0", "--http-port", "0", *args],
             stdout=subprocess.PIPE,
@@ -53,7 +57,19 @@ class DevCsms:
         if not match:
             proc.kill()
             raise RuntimeError(f"dev CSMS did not start: {line!r}")
-        return cls(proc, match.group(1), match.group(2))
+        return cls(proc, match.group(1), match.group(2), workdir, args)
+
+    def restart(self, down_s: float = 0.0) -> None:
+        """Stop the CSMS (chargers see the connection drop), wait ``down_s``, and start it
+        again on the same ports with the same arguments. The new process has a fresh journal
+        and state: transaction ids start at 1 again, admin API settings are gone."""
+        assert self.workdir is not None, "restart needs a CSMS made by DevCsms.start"
+        ws_port, http_port = urlsplit(self.ws_url).port, urlsplit(self.http_url).port
+        self.stop()
+        time.sleep(down_s)
+        ports = ("--port", str(ws_port), "--http-port", str(http_port))
+        fresh = DevCsms.start(self.workdir, *self.args, *ports)
+        self.proc, self.ws_url, self.http_url = fresh.proc, fresh.ws_url, fresh.http_url
 
     def api(self, path: str, body: dict[str, Any] | None = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
@@ -75,6 +91,59 @@ class DevCsms:
             for m in self.messages(cp)
             if m["type"] == 2 and m["dir"] == "in" and (action is None or m["action"] == action)
         ]
+
+    def wait_for_calls(
+        self, action: str, count: int = 1, cp: str = "CP01", timeout: float = 15.0
+    ) -> list[dict[str, Any]]:
+        """Wait until the charger has sent at least ``count`` CALLs of ``action``."""
+        calls: list[dict[str, Any]] = wait_for(
+            lambda: (found := self.calls(cp, action)) and len(found) >= count and found,
+            timeout,
+            f"{count} x {action}",
+        )
+        return calls
+
+    def call(
+        self, action: str, payload: dict[str, Any], cp: str = "CP01", timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Send a CALL to the charger (``POST /api/call``): ``{"id", "result"}`` or
+        ``{"id", "error"}``."""
+        body: dict[str, Any] = {"cp": cp, "action": action, "payload": payload}
+        if timeout is not None:
+            body["timeout"] = timeout
+        answer: dict[str, Any] = self.api("/api/call", body)
+        return answer
+
+    def result(
+        self, action: str, payload: dict[str, Any], cp: str = "CP01", timeout: float | None = None
+    ) -> dict[str, Any]:
+        """The charger's CALLRESULT payload for a CALL; fails on a CALLERROR."""
+        answer = self.call(action, payload, cp, timeout)
+        assert "result" in answer, f"{action} answered with {answer}"
+        result: dict[str, Any] = answer["result"]
+        return result
+
+    def set_id_tag(
+        self,
+        id_tag: str,
+        status: str | None,
+        parent_id_tag: str | None = None,
+        expiry_date: str | None = None,
+    ) -> None:
+        """What Authorize, StartTransaction and StopTransaction answer for ``id_tag``
+        (None: back to the ``--tags`` answer)."""
+        body = {
+            "id_tag": id_tag,
+            "status": status,
+            "parent_id_tag": parent_id_tag,
+            "expiry_date": expiry_date,
+        }
+        self.api("/api/id-tags", body)
+
+    def answer(self, action: str, mode: str, delay: float = 0.0, times: int | None = None) -> None:
+        """How the charger's CALLs of ``action`` are answered: ``drop`` (never), ``delay``
+        (after ``delay`` s), ``error`` (CALLERROR) or ``normal``; ``times`` CALLs only."""
+        self.api("/api/answers", {"action": action, "mode": mode, "delay": delay, "times": times})
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -115,7 +184,8 @@ class Evsed:
             stdout=log,
             stderr=subprocess.STDOUT,
             text=True,
-            env={**os.environ, **env} if env else None,
+            # faulthandler: a daemon that hangs on SIGTERM dumps its stacks when stop() aborts it.
+            env={**os.environ, "PYTHONFAULTHANDLER": "1", **(env or {})},
         )
         daemon = cls(proc, config, log_path)
         try:
@@ -156,12 +226,18 @@ class Evsed:
         return next(c for c in self.status()["connectors"] if c["id"] == connector_id)
 
     def stop(self, timeout: float = 15.0) -> int:
+        """SIGTERM and wait; a daemon still running after ``timeout`` gets SIGABRT (its Python
+        stacks go to the log) and then SIGKILL. Returns the exit code (-6 or -9 then)."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.kill()
+                self.proc.send_signal(signal.SIGABRT)
+                try:
+                    self.proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    self.kill()
         return self.proc.returncode
 
     def kill(self) -> None:

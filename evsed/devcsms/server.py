@@ -24,7 +24,13 @@ from evsed.devcsms.admin import AdminServer
 from evsed.devcsms.chargepoint import CallOutcome, CsmsChargePoint
 from evsed.devcsms.errors import ChargerNotConnected
 from evsed.devcsms.journal import Journal, utc_now
-from evsed.devcsms.state import CsmsSettings, CsmsState, check_boot_status
+from evsed.devcsms.state import (
+    AnswerRule,
+    CsmsSettings,
+    CsmsState,
+    IdTagRecord,
+    check_boot_status,
+)
 
 _LOG = logging.getLogger(__name__)
 
@@ -209,6 +215,27 @@ class DevCsms:
         self.state.settings.boot_status = check_boot_status(status)
         _LOG.info("BootNotification answers are now %s", status)
         return {"boot_status": status}
+
+    async def set_id_tag(self, id_tag: str, record: IdTagRecord | None) -> dict[str, Any]:
+        """Set (None: remove) what Authorize, StartTransaction and StopTransaction answer for
+        one tag; returns every per-tag record."""
+        self.state.set_id_tag(id_tag, record)
+        _LOG.info("idTag %s: %s", id_tag, record.to_json() if record else "default answer")
+        return self.state.id_tags_snapshot()
+
+    async def id_tags(self) -> dict[str, Any]:
+        """The per-tag records."""
+        return self.state.id_tags_snapshot()
+
+    async def set_answer_rule(self, action: str, rule: AnswerRule | None) -> dict[str, Any]:
+        """Change how CALLs of ``action`` from charge points are answered (None: normally)."""
+        self.state.set_answer_rule(action, rule)
+        _LOG.info("%s CALLs: %s", action, f"{rule.mode} {rule.delay:g} s" if rule else "normal")
+        return self.state.answer_rules_snapshot()
+
+    async def answer_rules(self) -> dict[str, Any]:
+        """The answer rules in force."""
+        return self.state.answer_rules_snapshot()
 
     async def chargers(self) -> list[dict[str, Any]]:
         """Every charge point seen, with ``connected`` and last status per connector."""

@@ -13,6 +13,56 @@ from typing import Any
 from evsed.devcsms.journal import utc_now
 
 BOOT_STATUSES = ("Accepted", "Pending", "Rejected")
+#: OCPP 1.6 AuthorizationStatus (§7.2).
+ID_TAG_STATUSES = ("Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx")
+#: How the CSMS answers a CALL of one action (see :class:`AnswerRule`).
+ANSWER_MODES = ("normal", "drop", "delay", "error")
+
+
+@dataclass(frozen=True)
+class IdTagRecord:
+    """What the CSMS says about one idTag: an IdTagInfo (OCPP 1.6 §7.23)."""
+
+    status: str
+    parent_id_tag: str | None = None
+    #: ISO 8601 time, sent as is.
+    expiry_date: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.status not in ID_TAG_STATUSES:
+            raise ValueError(
+                f"idTag status must be one of {', '.join(ID_TAG_STATUSES)}, not {self.status!r}"
+            )
+
+    def to_json(self) -> dict[str, Any]:
+        """The IdTagInfo as on the wire (camelCase, absent fields left out)."""
+        info: dict[str, Any] = {"status": self.status}
+        if self.parent_id_tag is not None:
+            info["parentIdTag"] = self.parent_id_tag
+        if self.expiry_date is not None:
+            info["expiryDate"] = self.expiry_date
+        return info
+
+
+@dataclass
+class AnswerRule:
+    """A deviation from answering CALLs of one action at once (to test a charger's timeouts).
+
+    ``drop``: never answer; ``delay``: answer after ``delay`` seconds; ``error``: answer with a
+    CALLERROR (InternalError). ``times`` CALLs are affected, then the rule is gone (None: all).
+    """
+
+    mode: str
+    delay: float = 0.0
+    times: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in ANSWER_MODES or self.mode == "normal":
+            raise ValueError(f"answer mode must be one of drop, delay, error, not {self.mode!r}")
+        if self.delay < 0:
+            raise ValueError("delay must not be negative")
+        if self.times is not None and self.times < 1:
+            raise ValueError("times must be at least 1")
 
 
 @dataclass
@@ -25,6 +75,8 @@ class CsmsSettings:
     boot_retry_interval: int | None = None
     #: Accepted idTags; None accepts every tag.
     tags: frozenset[str] | None = None
+    #: Per-tag answers (status, parentIdTag, expiryDate), by tag; they win over ``tags``.
+    id_tags: dict[str, IdTagRecord] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_boot_status(self.boot_status)
@@ -78,6 +130,8 @@ class CsmsState:
         self.transactions: dict[int, TransactionRecord] = {}
         self._next_transaction_id = 1
         self._clock = clock
+        #: Action -> how CALLs of it are answered, when not at once.
+        self.answer_rules: dict[str, AnswerRule] = {}
 
     def now(self) -> str:
         """Current time as OCPP wants it (ISO 8601, UTC)."""
@@ -129,9 +183,55 @@ class CsmsState:
         setattr(record, attribute, value)
 
     def authorize(self, id_tag: str) -> str:
-        """AuthorizationStatus for a tag (OCPP 1.6 §4.1): Accepted or Invalid."""
+        """AuthorizationStatus for a tag (OCPP 1.6 §4.1)."""
+        return self.id_tag_record(id_tag).status
+
+    def id_tag_record(self, id_tag: str) -> IdTagRecord:
+        """The IdTagInfo for a tag (§4.1, §4.8, §4.10): its own record when one is set (idTags
+        are case-insensitive, §7.15), else Accepted for a listed tag (or any tag without a
+        list), else Invalid."""
+        folded = id_tag.casefold()
+        record = next(
+            (r for tag, r in self.settings.id_tags.items() if tag.casefold() == folded), None
+        )
+        if record is not None:
+            return record
         tags = self.settings.tags
-        return "Accepted" if tags is None or id_tag in tags else "Invalid"
+        return IdTagRecord("Accepted" if tags is None or id_tag in tags else "Invalid")
+
+    def set_id_tag(self, id_tag: str, record: IdTagRecord | None) -> None:
+        """Set (or with None remove) the record of one tag."""
+        folded = id_tag.casefold()
+        for tag in [t for t in self.settings.id_tags if t.casefold() == folded]:
+            del self.settings.id_tags[tag]
+        if record is not None:
+            self.settings.id_tags[id_tag] = record
+
+    def id_tags_snapshot(self) -> dict[str, dict[str, Any]]:
+        """JSON-ready copy of the per-tag records (IdTagInfo shape)."""
+        return {tag: record.to_json() for tag, record in self.settings.id_tags.items()}
+
+    def set_answer_rule(self, action: str, rule: AnswerRule | None) -> None:
+        """Change how CALLs of ``action`` are answered; None answers them normally again."""
+        if rule is None:
+            self.answer_rules.pop(action, None)
+        else:
+            self.answer_rules[action] = rule
+
+    def take_answer_rule(self, action: str) -> AnswerRule | None:
+        """The rule for a CALL of ``action`` that just arrived, counting it against ``times``."""
+        rule = self.answer_rules.get(action)
+        if rule is None:
+            return None
+        if rule.times is not None:
+            rule.times -= 1
+            if rule.times == 0:
+                del self.answer_rules[action]
+        return rule
+
+    def answer_rules_snapshot(self) -> dict[str, dict[str, Any]]:
+        """JSON-ready copy of the answer rules."""
+        return {action: asdict(rule) for action, rule in self.answer_rules.items()}
 
     def start_transaction(
         self, cp_id: str, connector_id: int, id_tag: str, meter_start: int
