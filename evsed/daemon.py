@@ -34,6 +34,7 @@ from evsed.store import kv
 from evsed.store.auth import AuthStore
 from evsed.store.db import Database
 from evsed.store.transactions import TransactionStore
+from evsed.tasks import cancel_and_wait
 from hal.interfaces import Contactor, Meter, Pilot
 from hal.meter_maps import RegisterMap
 
@@ -266,6 +267,7 @@ class Daemon:
         try:
             await runner.start()
             self._restore_availability(runner)
+            ops.charge_point_operative = kv.get(db, "connector.0.operative") != "false"
             await self._recover(runner, transactions)
             await control.start()
             if firmware is not None:
@@ -295,9 +297,7 @@ class Daemon:
                 await link.close()
             if firmware is not None:
                 await firmware.stop()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_and_wait(tasks)
             if hardware.world is not None:
                 await hardware.world.stop()
             db.close()

@@ -103,6 +103,7 @@ def _apply(s: ConnectorState, event: Event, now: float, out: list[Command]) -> C
                 return dataclasses.replace(s, unavailable_after_tx=True)  # Scheduled
             return dataclasses.replace(s, available=False, auth_tag=None, auth_deadline=None)
         case UnlockRequested():
+            s = dataclasses.replace(s, lock_held=False)
             if s.tx_active and s.stop_reason is None:
                 return _request_stop(s, StopReason.UNLOCK_COMMAND, now)
             return s
@@ -154,6 +155,8 @@ def _on_cp(s: ConnectorState, cp: CpState, now: float, out: list[Command]) -> Co
     if cp is CpState.A and was_plugged:
         # Over-current is the car's doing: it clears when that car leaves.
         s = dataclasses.replace(s, finished=False, faults=s.faults - {Fault.OVER_CURRENT})
+        if s.locked and s.tx_active and not s.settings.unlock_on_ev_disconnect:
+            s = dataclasses.replace(s, lock_held=True)
         if s.tx_active and (s.settings.stop_on_ev_disconnect or s.stop_reason is not None):
             reason = s.stop_reason or StopReason.EV_DISCONNECTED
             s = _end_transaction(s, reason, out)
@@ -267,7 +270,7 @@ def _reconcile(
         and ((pilot is PilotSignal.PWM and debounced) or keep_for_stop)
     )
 
-    want_locked = s.settings.has_lock and s.tx_active and s.plugged
+    want_locked = s.settings.has_lock and ((s.tx_active and s.plugged) or s.lock_held)
     if s.contactor_closed and not want_closed:
         out.append(OpenContactor())
         s = dataclasses.replace(s, contactor_closed=False)

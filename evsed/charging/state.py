@@ -50,6 +50,7 @@ class Phase(enum.StrEnum):
     CHARGING = "Charging"
     STOPPING = "Stopping"  # PWM off, waiting for the EV to leave C
     FINISHED = "Finished"  # transaction over, car still plugged
+    UNAVAILABLE = "Unavailable"  # Inoperative (ChangeAvailability): no session can start
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,9 @@ class ConnectorState:
     available: bool = True  # ChangeAvailability: Operative / Inoperative
     unavailable_after_tx: bool = False  # Inoperative was Scheduled during a transaction
     locked: bool = False
+    # The cable was unplugged at the EV during a transaction and UnlockConnectorOnEVSideDisconnect
+    # is false: the socket keeps the cable locked until an UnlockConnector (OCPP 1.6 §9.1).
+    lock_held: bool = False
     contactor_closed: bool = False
 
     @property
@@ -105,6 +109,8 @@ class ConnectorState:
             if self.offered_current_a == 0:
                 return Phase.SUSPENDED_EVSE
             return Phase.SUSPENDED_EV
+        if not self.available:
+            return Phase.UNAVAILABLE
         if self.finished and self.plugged:
             return Phase.FINISHED
         if self.auth_tag is not None and not self.plugged:

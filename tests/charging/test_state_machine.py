@@ -384,7 +384,14 @@ CASES = [
         "inoperative_connector_takes_no_session",
         [(0, AvailabilityChanged(False)), (1, cp(B)), (2, TagPresented(TAG))],
         [],
-        Phase.WAITING_FOR_AUTH,
+        Phase.UNAVAILABLE,
+    ),
+    Case(
+        # OCPP 1.6 §5.2: the change of availability is itself a visible change (Unavailable).
+        "inoperative_idle_connector_is_unavailable_at_once",
+        [(0, AvailabilityChanged(False))],
+        [],
+        Phase.UNAVAILABLE,
     ),
     Case(
         "inoperative_during_a_transaction_is_scheduled_until_it_ends",
@@ -402,7 +409,7 @@ CASES = [
             StopTransaction(StopReason.EV_DISCONNECTED),
             StopPwm(),
         ],
-        Phase.WAITING_FOR_AUTH,
+        Phase.UNAVAILABLE,
     ),
     Case(
         "operative_again_takes_sessions",
@@ -448,6 +455,43 @@ CASES = [
         ],
         Phase.FINISHED,
         settings=Settings(has_lock=True),
+    ),
+    Case(
+        # OCPP 1.6 §9.1 UnlockConnectorOnEVSideDisconnect = false: the transaction ends
+        # (StopTransactionOnEVSideDisconnect) but the cable stays locked in the socket until
+        # the CSMS sends UnlockConnector.
+        "no_unlock_on_ev_side_disconnect_keeps_the_lock_until_unlock_requested",
+        [*plugged_and_charging(), (10, cp(A)), (11, TimePassed()), (12, UnlockRequested())],
+        [
+            Authorize(TAG),
+            StartTransaction(TAG),
+            SetPwm(16.0),
+            LockConnector(),
+            CloseContactor(),
+            OpenContactor(),
+            StopTransaction(StopReason.EV_DISCONNECTED),
+            StopPwm(),
+            UnlockConnector(),
+        ],
+        Phase.IDLE,
+        settings=Settings(has_lock=True, unlock_on_ev_disconnect=False),
+    ),
+    Case(
+        "no_unlock_on_ev_side_disconnect_keeps_the_lock_while_the_transaction_goes_on",
+        [*plugged_and_charging(), (10, cp(A)), (11, TimePassed())],
+        [
+            Authorize(TAG),
+            StartTransaction(TAG),
+            SetPwm(16.0),
+            LockConnector(),
+            CloseContactor(),
+            OpenContactor(),
+            StopPwm(),
+        ],
+        Phase.SUSPENDED_EV,
+        settings=Settings(
+            has_lock=True, unlock_on_ev_disconnect=False, stop_on_ev_disconnect=False
+        ),
     ),
     Case(
         "another_tag_during_a_transaction_asks_whether_it_may_stop",

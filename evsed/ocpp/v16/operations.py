@@ -70,6 +70,11 @@ class CsmsOperations:
         self._request_restart = request_restart
         self._parents: dict[int, str | None] = {}  # connector -> parentIdTag of its session
         self.firmware: Any = None  # FirmwareOperations when firmware updates are enabled
+        # ChangeAvailability for connectorId 0: the Charge Point as a whole (§5.2). It is
+        # persisted as connector 0 through persist_availability; the composition root sets it
+        # back at start-up, as it does for the connectors.
+        self.charge_point_operative = True
+        self._charge_point_listeners: list[Callable[[], None]] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- authorization, for the connectors ----------------------------------------------------
@@ -87,7 +92,11 @@ class CsmsOperations:
         started = self._connectors[connector_id].state.auth_tag
         if started is None:
             return False
-        return await self._auth.may_stop(started, self._parents.get(connector_id), presented_tag)
+        allowed = await self._auth.may_stop(started, self._parents.get(connector_id), presented_tag)
+        if allowed:
+            # §6.51: StopTransaction.req carries the idTag that requested the stop.
+            self._tx.stopped_by(connector_id, presented_tag)
+        return allowed
 
     # -- remote start / stop (§5.11, §5.12) ---------------------------------------------------
 
@@ -117,13 +126,24 @@ class CsmsOperations:
 
     # -- availability (§5.2) ------------------------------------------------------------------
 
+    def on_charge_point_availability(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` when ChangeAvailability changed the Charge Point as a whole."""
+        self._charge_point_listeners.append(listener)
+
     def change_availability(self, connector_id: int, operative: bool) -> str:
+        """§5.2. Connector 0 is the Charge Point and every connector; a connector with a
+        transaction becomes Inoperative once it has ended (Scheduled)."""
         if connector_id == 0:
             runners = list(self._connectors.values())
         elif connector_id in self._connectors:
             runners = [self._connectors[connector_id]]
         else:
             return "Rejected"
+        if connector_id == 0 and self.charge_point_operative != operative:
+            self.charge_point_operative = operative
+            self._persist_availability(0, operative)
+            for listener in list(self._charge_point_listeners):
+                listener()
         scheduled = False
         for runner in runners:
             if runner.state.available == operative and not runner.state.unavailable_after_tx:

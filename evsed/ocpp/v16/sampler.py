@@ -93,6 +93,9 @@ class MeterSampler:
             return
         if now < self._next_aligned:
             return
+        # The values carry the clock-aligned time they belong to, not the moment the tick
+        # noticed it (up to TICK_S later): §9.1.5 ClockAlignedDataInterval.
+        due = self._next_aligned
         self._next_aligned = next_aligned(now, interval)
         measurands = self._keys.get_csl("MeterValuesAlignedData")
         for connector_id, runner in self._connectors.items():
@@ -101,15 +104,15 @@ class MeterSampler:
                 continue
             if runner.state.tx_active:
                 await self._tx.sample(
-                    connector_id, reading, runner.offered_current_a, "Sample.Clock"
+                    connector_id, reading, runner.offered_current_a, "Sample.Clock", at=due
                 )
             elif measurands:
                 values = sampled_values(reading, measurands, "Sample.Clock", phases=self._phases)
                 payload = {
                     "connector_id": connector_id,
-                    "meter_value": [{"timestamp": iso(now), "sampled_value": values}],
+                    "meter_value": [{"timestamp": iso(due), "sampled_value": values}],
                 }
-                await asyncio.to_thread(self._store.enqueue, "MeterValues", payload, iso(now))
+                await asyncio.to_thread(self._store.enqueue, "MeterValues", payload, iso(due))
                 self._outbox.wake_outbox()
 
 

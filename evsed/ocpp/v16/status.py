@@ -29,6 +29,7 @@ _BY_PHASE = {
     Phase.CHARGING: "Charging",
     Phase.STOPPING: "Finishing",
     Phase.FINISHED: "Finishing",
+    Phase.UNAVAILABLE: "Unavailable",
 }
 
 
@@ -41,6 +42,4 @@ def connector_status(state: ConnectorState) -> tuple[str, str]:
     error = next((code for fault, code in ERROR_CODES.items() if fault in state.faults), "NoError")
     if state.blocking_faults:
         return "Faulted", error
-    if not state.available and not state.tx_active:
-        return "Unavailable", error
     return _BY_PHASE[state.phase], error

@@ -51,6 +51,8 @@ class V16Transactions:
         self._settings = meter_settings
         self._phases = phases
         self.open: dict[int, int] = {}  # connector id -> local transaction id
+        # connector id -> the idTag of another card of the group that asked to stop (§6.51)
+        self._stopped_by: dict[int, str] = {}
 
     def _meter_value(
         self, reading: MeterReading | None, key: str, context: str, ts: str, offered_a: float
@@ -63,7 +65,12 @@ class V16Transactions:
         )
         return {"timestamp": ts, "sampled_value": values} if values else None
 
+    def stopped_by(self, connector_id: int, id_tag: str) -> None:
+        """``id_tag`` (not the one that started it) is stopping the connector's transaction."""
+        self._stopped_by[connector_id] = id_tag
+
     async def start(self, connector_id: int, id_tag: str, reading: MeterReading | None) -> None:
+        self._stopped_by.pop(connector_id, None)
         ts = iso(self._now())
         meter_wh = _wh(reading)
         message = (
@@ -90,13 +97,20 @@ class V16Transactions:
         self._wake()
 
     async def sample(
-        self, connector_id: int, reading: MeterReading, offered_a: float, context: str
+        self,
+        connector_id: int,
+        reading: MeterReading,
+        offered_a: float,
+        context: str,
+        *,
+        at: datetime | None = None,
     ) -> None:
-        """A periodic (Sample.Periodic) or clock-aligned (Sample.Clock) sample in a transaction."""
+        """A periodic (Sample.Periodic) or clock-aligned (Sample.Clock) sample in a transaction;
+        ``at``: the time it stands for (the clock-aligned instant), default now."""
         local_id = self.open.get(connector_id)
         if local_id is None:
             return
-        ts = iso(self._now())
+        ts = iso(at or self._now())
         clock = context == "Sample.Clock"
         report = self._meter_value(
             reading,
@@ -123,14 +137,24 @@ class V16Transactions:
         self, connector_id: int, reason: StopReason, reading: MeterReading | None
     ) -> None:
         local_id = self.open.pop(connector_id, None)
+        stopped_by = self._stopped_by.pop(connector_id, None)
         if local_id is None:
             log.error("connector %d: stop without a running transaction", connector_id)
             return
-        await self.stop_local(local_id, reason, reading)
+        id_tag = stopped_by if reason is StopReason.LOCAL else None
+        await self.stop_local(local_id, reason, reading, id_tag=id_tag)
 
     async def stop_local(
-        self, local_id: int, reason: StopReason, reading: MeterReading | None
+        self,
+        local_id: int,
+        reason: StopReason,
+        reading: MeterReading | None,
+        *,
+        id_tag: str | None = None,
     ) -> None:
+        """Record the stop. ``id_tag``: the card that stopped it when it was not the one that
+        started it (§6.51: the identifier which requested to stop the charging); otherwise the
+        starting idTag is sent."""
         record = await asyncio.to_thread(self._store.get, local_id)
         if record is None:
             return
@@ -140,7 +164,7 @@ class V16Transactions:
             "meter_stop": meter_stop,
             "timestamp": ts,
             "reason": str(reason),
-            "id_tag": record.id_tag,
+            "id_tag": id_tag or record.id_tag,
         }
         data = json.loads(record.transaction_data)
         end = self._meter_value(reading, "StopTxnSampledData", "Transaction.End", ts, 0.0)
