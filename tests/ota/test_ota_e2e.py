@@ -139,8 +139,10 @@ def test_update_installs_reboots_into_the_new_slot_and_commits(rig: OtaRig) -> N
         assert firmware["version"] == "2.0.0"
         assert firmware["rauc"]["booted"] == "B"
         wait_for(
-            lambda: "booted B" in evsed.ctl("status").stdout
-            and "B=2.0.0 booted/good" in evsed.ctl("status").stdout,
+            lambda: (
+                "booted B" in evsed.ctl("status").stdout
+                and "B=2.0.0 booted/good" in evsed.ctl("status").stdout
+            ),
             what="evsectl shows the committed slot",
         )
     finally:
