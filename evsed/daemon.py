@@ -7,7 +7,6 @@ import asyncio
 import dataclasses
 import logging
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +14,7 @@ from evsed import __version__, sdnotify
 from evsed.charging.events import AvailabilityChanged, StopReason, TagPresented
 from evsed.charging.faults import Fault
 from evsed.charging.state import Settings
+from evsed.clock import utcnow
 from evsed.config import Config
 from evsed.connector import ConnectorRunner
 from evsed.control.server import ControlError, ControlServer
@@ -85,7 +85,7 @@ class Daemon:
         )
         transactions = V16Transactions(
             store,
-            wall_clock=_utcnow,
+            wall_clock=utcnow,
             wake_outbox=lambda: service.wake_outbox(),
             meter_settings=KeyMeasurands(keys),
             phases=config.charging.phases,
@@ -113,14 +113,14 @@ class Daemon:
             link,
             keys,
             firmware_version=self.firmware_version,
-            wall_clock=_utcnow,
+            wall_clock=utcnow,
         )
         authorizer = Authorizer(
             AuthStore(db),
             KeyAuthSettings(keys),
             ask_csms=service.ask_authorize,
             online=lambda: service.online,
-            now=_utcnow,
+            now=utcnow,
             on_local_list_conflict=service.local_list_conflict,
         )
         ops = CsmsOperations(
@@ -215,14 +215,14 @@ class Daemon:
             request_reboot=lambda: self._request_restart("Reboot"),
             operator_availability=self._operator_availability,
             wake_outbox=service.wake_outbox,
-            now=_utcnow,
+            now=utcnow,
             slots_changed=self._slots_changed,
         )
         ops.firmware = FirmwareOperations(
             manager,
             certificates,
-            send_triggered=trigger_sender(service, manager, self.runners, keys, _utcnow),
-            now=_utcnow,
+            send_triggered=trigger_sender(service, manager, self.runners, keys, utcnow),
+            now=utcnow,
         )
         return manager
 
@@ -429,7 +429,3 @@ def _settings(config: Config) -> Settings:
         require_meter=c.require_meter,
         has_lock=c.connector_lock,
     )
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)

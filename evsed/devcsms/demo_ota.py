@@ -14,9 +14,9 @@ import shutil
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
+from evsed.clock import iso, utcnow
 from evsed.devcsms.harness import DevCsms, Evsed, wait_for
 
 CHARGER = "DEMO-OTA"
@@ -71,7 +71,7 @@ def run(workdir: Path) -> int:
             evsed = Evsed.start(workdir, csms.ws_url, CHARGER, env=box.env(), **sections)
             wait_for(lambda: evsed.status()["ocpp"]["registration"] == "Accepted", what="boot")
             tl.ocpp(csms)
-            now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+            now = iso(utcnow(), "seconds")
             csms.api(
                 "/api/call",
                 {

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from evsed.charging.events import AvailabilityChanged
+from evsed.clock import iso, parse_iso
 from evsed.config import OtaConfig
 from evsed.connector import ConnectorRunner
 from evsed.ota import state as ota_state
@@ -425,11 +426,8 @@ def in_window(window: str, now: datetime) -> bool:
 
 
 def _parse(text: str | None) -> datetime:
-    if not text:
-        return datetime.min.replace(tzinfo=UTC)
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return parse_iso(text) if text else datetime.min.replace(tzinfo=UTC)
 
 
 def _iso(ts: datetime) -> str:
-    return ts.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return iso(ts, "seconds")

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
+from evsed.clock import parse_iso
 from evsed.store.auth import AuthEntry, AuthStore
 
 log = logging.getLogger(__name__)
@@ -348,7 +349,7 @@ def _as_of(entry: AuthEntry, now: datetime) -> AuthEntry:
 def _parse_time(text: str) -> datetime | None:
     """ISO 8601 (§3.15); a time without offset is taken as UTC (§3.14)."""
     try:
-        return _utc(datetime.fromisoformat(text))
+        return parse_iso(text)
     except ValueError:
         return None
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ocpp.routing import after, on
@@ -200,10 +200,6 @@ class FirmwareHandlers:
         return call_result.ExtendedTriggerMessage(status=self._firmware.trigger(name, connector_id))
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def trigger_sender(
     service: Any,
     manager: FirmwareManager,
@@ -214,8 +210,8 @@ def trigger_sender(
     """Sends what a TriggerMessage asked for, right after its answer (§5.17)."""
     from ocpp.v16 import call
 
+    from evsed.clock import iso
     from evsed.ocpp.v16.metering import sampled_values
-    from evsed.ocpp.v16.transactions import iso
 
     async def send(name: str, connector_id: int | None) -> None:
         payloads: list[Any] = []

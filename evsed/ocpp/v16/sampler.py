@@ -16,10 +16,11 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from evsed.clock import iso
 from evsed.connector import ConnectorRunner
 from evsed.ocpp.v16.configuration import ConfigurationKeys
 from evsed.ocpp.v16.metering import sampled_values
-from evsed.ocpp.v16.transactions import V16Transactions, iso
+from evsed.ocpp.v16.transactions import V16Transactions
 from evsed.store.transactions import TransactionStore
 
 log = logging.getLogger(__name__)

@@ -21,6 +21,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from evsed.charging.events import StopReason, StopRequested
+from evsed.clock import iso
 from evsed.config import Config
 from evsed.connector import ConnectorRunner
 from evsed.ocpp.transport import CsmsLink
@@ -30,7 +31,7 @@ from evsed.ocpp.v16.configuration import ConfigurationKeys
 from evsed.ocpp.v16.operations import CsmsOperations
 from evsed.ocpp.v16.sampler import MeterSampler
 from evsed.ocpp.v16.status import connector_status
-from evsed.ocpp.v16.transactions import V16Transactions, iso
+from evsed.ocpp.v16.transactions import V16Transactions
 from evsed.store.transactions import TransactionStore
 
 log = logging.getLogger(__name__)

@@ -12,19 +12,16 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 from evsed.charging.events import StopReason
+from evsed.clock import iso
 from evsed.ocpp.v16.metering import sampled_values
 from evsed.store.transactions import TransactionStore
 from hal.types import MeterReading
 
 log = logging.getLogger(__name__)
-
-
-def iso(ts: datetime) -> str:
-    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class MeterSettings(Protocol):
