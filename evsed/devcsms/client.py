@@ -33,7 +33,8 @@ class AdminClient:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
 
-    def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """One admin API call; raises AdminApiError with the API's detail on an HTTP error."""
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(
             self.base_url + path,
@@ -58,7 +59,7 @@ class AdminClient:
         """Journal entries (``GET /api/messages``)."""
         query = {"cp": cp, "action": action, "since": since}
         encoded = urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
-        result: list[dict[str, Any]] = self._request("GET", f"/api/messages?{encoded}")
+        result: list[dict[str, Any]] = self.request("GET", f"/api/messages?{encoded}")
         return result
 
     def wait_for_message(
@@ -86,12 +87,12 @@ class AdminClient:
 
     def chargers(self) -> list[dict[str, Any]]:
         """Charge points seen (``GET /api/chargers``)."""
-        result: list[dict[str, Any]] = self._request("GET", "/api/chargers")
+        result: list[dict[str, Any]] = self.request("GET", "/api/chargers")
         return result
 
     def transactions(self) -> list[dict[str, Any]]:
         """Transactions (``GET /api/transactions``)."""
-        result: list[dict[str, Any]] = self._request("GET", "/api/transactions")
+        result: list[dict[str, Any]] = self.request("GET", "/api/transactions")
         return result
 
     def call(
@@ -109,7 +110,7 @@ class AdminClient:
             body["timeout"] = timeout
         if not validate:
             body["validate"] = False
-        result: dict[str, Any] = self._request("POST", "/api/call", body)
+        result: dict[str, Any] = self.request("POST", "/api/call", body)
         return result
 
     def remote_start(self, cp: str, id_tag: str, connector_id: int | None = None) -> dict[str, Any]:
@@ -117,18 +118,18 @@ class AdminClient:
         body: dict[str, Any] = {"cp": cp, "id_tag": id_tag}
         if connector_id is not None:
             body["connector_id"] = connector_id
-        result: dict[str, Any] = self._request("POST", "/api/remote-start", body)
+        result: dict[str, Any] = self.request("POST", "/api/remote-start", body)
         return result
 
     def remote_stop(self, cp: str, transaction_id: int) -> dict[str, Any]:
         """RemoteStopTransaction (``POST /api/remote-stop``)."""
         body = {"cp": cp, "transaction_id": transaction_id}
-        result: dict[str, Any] = self._request("POST", "/api/remote-stop", body)
+        result: dict[str, Any] = self.request("POST", "/api/remote-stop", body)
         return result
 
     def set_boot_status(self, status: str) -> dict[str, Any]:
         """Change later BootNotification answers (``POST /api/boot-status``)."""
-        result: dict[str, Any] = self._request("POST", "/api/boot-status", {"status": status})
+        result: dict[str, Any] = self.request("POST", "/api/boot-status", {"status": status})
         return result
 
     def set_id_tag(
@@ -146,12 +147,12 @@ class AdminClient:
             "parent_id_tag": parent_id_tag,
             "expiry_date": expiry_date,
         }
-        result: dict[str, Any] = self._request("POST", "/api/id-tags", body)
+        result: dict[str, Any] = self.request("POST", "/api/id-tags", body)
         return result
 
     def id_tags(self) -> dict[str, Any]:
         """The per-tag records (``GET /api/id-tags``)."""
-        result: dict[str, Any] = self._request("GET", "/api/id-tags")
+        result: dict[str, Any] = self.request("GET", "/api/id-tags")
         return result
 
     def set_answer_rule(
@@ -160,10 +161,10 @@ class AdminClient:
         """How the charger's CALLs of ``action`` are answered (``POST /api/answers``): ``drop``,
         ``delay`` (by ``delay`` s), ``error`` (CALLERROR) or ``normal``; ``times`` CALLs only."""
         body = {"action": action, "mode": mode, "delay": delay, "times": times}
-        result: dict[str, Any] = self._request("POST", "/api/answers", body)
+        result: dict[str, Any] = self.request("POST", "/api/answers", body)
         return result
 
     def answer_rules(self) -> dict[str, Any]:
         """The answer rules in force (``GET /api/answers``)."""
-        result: dict[str, Any] = self._request("GET", "/api/answers")
+        result: dict[str, Any] = self.request("GET", "/api/answers")
         return result

@@ -7,15 +7,12 @@ completed and the CSMS received a StopTransaction with meterStop > meterStart.
 
 from __future__ import annotations
 
-import argparse
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from evsed.devcsms.harness import DevCsms, Evsed, wait_for
+from evsed.devcsms.harness import DevCsms, Evsed, run_demo, wait_for
 
 TAG = "04E91C2A"
 CHARGER = "DEMO-01"
@@ -155,20 +152,7 @@ def run(workdir: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--keep", action="store_true", help="keep the work directory and logs")
-    args = parser.parse_args(argv)
-    workdir = Path(tempfile.mkdtemp(prefix="evsed-demo-"))
-    try:
-        code = run(workdir)
-    except Exception as exc:
-        print(f"demo FAILED: {exc}\nlogs in {workdir}", file=sys.stderr)
-        return 1
-    if args.keep or code:
-        print(f"logs in {workdir}")
-    else:
-        shutil.rmtree(workdir, ignore_errors=True)
-    return code
+    return run_demo("demo", __doc__.splitlines()[0], run, argv)
 
 
 if __name__ == "__main__":

@@ -9,15 +9,13 @@ Needs root (RAUC loop-mounts the bundle) and rauc, dbus-daemon, mksquashfs, mkfs
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from evsed.clock import iso, utcnow
-from evsed.devcsms.harness import DevCsms, Evsed, wait_for
+from evsed.devcsms.harness import DevCsms, Evsed, run_demo, wait_for
 
 CHARGER = "DEMO-OTA"
 
@@ -122,23 +120,10 @@ def run(workdir: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--keep", action="store_true", help="keep the work directory and logs")
-    args = parser.parse_args(argv)
     if shutil.which("rauc") is None:
         print("demo-ota needs rauc (apt-get install rauc squashfs-tools e2fsprogs dbus)")
         return 1
-    workdir = Path(tempfile.mkdtemp(prefix="evsed-demo-ota-"))
-    try:
-        code = run(workdir)
-    except Exception as exc:
-        print(f"demo-ota FAILED: {exc}\nlogs in {workdir}", file=sys.stderr)
-        return 1
-    if args.keep or code:
-        print(f"logs in {workdir}")
-    else:
-        shutil.rmtree(workdir, ignore_errors=True)
-    return code
+    return run_demo("demo-ota", __doc__.splitlines()[0], run, argv)
 
 
 if __name__ == "__main__":

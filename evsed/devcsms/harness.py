@@ -12,12 +12,13 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from evsed.devcsms.client import AdminClient
 
 PYTHON = sys.executable
 
@@ -71,18 +72,16 @@ class DevCsms:
         fresh = DevCsms.start(self.workdir, *self.args, *ports)
         self.proc, self.ws_url, self.http_url = fresh.proc, fresh.ws_url, fresh.http_url
 
+    @property
+    def admin(self) -> AdminClient:
+        return AdminClient(self.http_url)  # the URL is the same after a restart
+
     def api(self, path: str, body: dict[str, Any] | None = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(
-            self.http_url + path, data=data, headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return json.loads(resp.read())
+        """GET ``path``, or POST ``body`` to it."""
+        return self.admin.request("GET" if body is None else "POST", path, body)
 
     def messages(self, cp: str | None = None) -> list[dict[str, Any]]:
-        query = f"?cp={cp}" if cp else ""
-        result: list[dict[str, Any]] = self.api("/api/messages" + query)
-        return result
+        return self.admin.messages(cp=cp)
 
     def calls(self, cp: str | None = None, action: str | None = None) -> list[dict[str, Any]]:
         """CALLs the charger sent (type 2, direction in), optionally of one action."""
@@ -108,11 +107,7 @@ class DevCsms:
     ) -> dict[str, Any]:
         """Send a CALL to the charger (``POST /api/call``): ``{"id", "result"}`` or
         ``{"id", "error"}``."""
-        body: dict[str, Any] = {"cp": cp, "action": action, "payload": payload}
-        if timeout is not None:
-            body["timeout"] = timeout
-        answer: dict[str, Any] = self.api("/api/call", body)
-        return answer
+        return self.admin.call(cp, action, payload, timeout=timeout)
 
     def result(
         self, action: str, payload: dict[str, Any], cp: str = "CP01", timeout: float | None = None
@@ -132,18 +127,12 @@ class DevCsms:
     ) -> None:
         """What Authorize, StartTransaction and StopTransaction answer for ``id_tag``
         (None: back to the ``--tags`` answer)."""
-        body = {
-            "id_tag": id_tag,
-            "status": status,
-            "parent_id_tag": parent_id_tag,
-            "expiry_date": expiry_date,
-        }
-        self.api("/api/id-tags", body)
+        self.admin.set_id_tag(id_tag, status, parent_id_tag=parent_id_tag, expiry_date=expiry_date)
 
     def answer(self, action: str, mode: str, delay: float = 0.0, times: int | None = None) -> None:
         """How the charger's CALLs of ``action`` are answered: ``drop`` (never), ``delay``
         (after ``delay`` s), ``error`` (CALLERROR) or ``normal``; ``times`` CALLs only."""
-        self.api("/api/answers", {"action": action, "mode": mode, "delay": delay, "times": times})
+        self.admin.set_answer_rule(action, mode, delay=delay, times=times)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -271,3 +260,28 @@ def write_config(workdir: Path, csms_url: str, charger_id: str, **sections: Any)
     path = workdir / "evsed.toml"
     path.write_text("\n".join(lines))
     return path
+
+
+def run_demo(
+    name: str, description: str, run: Callable[[Path], int], argv: list[str] | None
+) -> int:
+    """Command-line wrapper of a demo: a fresh work directory, kept (and named) on failure or
+    with ``--keep``, removed otherwise."""
+    import argparse
+    import shutil
+    import tempfile
+
+    parser = argparse.ArgumentParser(prog=name, description=description)
+    parser.add_argument("--keep", action="store_true", help="keep the work directory and logs")
+    args = parser.parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix=f"evsed-{name}-"))
+    try:
+        code = run(workdir)
+    except Exception as exc:
+        print(f"{name} FAILED: {exc}\nlogs in {workdir}", file=sys.stderr)
+        return 1
+    if args.keep or code:
+        print(f"logs in {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return code
