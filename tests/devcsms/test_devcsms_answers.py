@@ -112,7 +112,7 @@ async def test_answer_rules_drop_delay_and_refuse_calls(
     assert [(e["dir"], e["type"]) for e in entries] == [("in", 2), ("in", 2), ("out", 3)]
     for body in ({"action": "X", "mode": "later"}, {"action": "X", "mode": "delay", "delay": -1}):
         with pytest.raises(AdminApiError) as refused:
-            await asyncio.to_thread(api._request, "POST", "/api/answers", body)
+            await asyncio.to_thread(api.request, "POST", "/api/answers", body)
         assert refused.value.status == 400
 
 
