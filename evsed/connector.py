@@ -182,15 +182,12 @@ class ConnectorRunner:
         previous, self.pilot_status = self.pilot_status, status
         if previous is None or previous.pp_max_current_a != status.pp_max_current_a:
             self.feed(CableRatingRead(float(status.pp_max_current_a)))
-        if previous is None or previous.cp_state != status.cp_state:
-            self.feed(CpStateChanged(status.cp_state))
-        # State F that the MCU is not driving itself means -12 V from elsewhere on the pilot
-        # circuit: a wiring or EV-side fault (docs/mcu-protocol.md §6.4).
-        # It clears only on a real car state (A-D), not on the F the MCU drives after it.
-        if status.cp_state is CpState.F and not status.mcu_driving_f:
-            self._set_fault(Fault.CP_STATE_F, True)
-        elif status.cp_state not in (CpState.E, CpState.F):
-            self._set_fault(Fault.CP_STATE_F, False)
+        if (
+            previous is None
+            or previous.cp_state != status.cp_state
+            or previous.mcu_driving_f != status.mcu_driving_f
+        ):
+            self.feed(CpStateChanged(status.cp_state, status.mcu_driving_f))
         was = _mcu_faults(previous.faults if previous else McuFault.NONE)
         now = _mcu_faults(status.faults)
         for fault in sorted(now - was):

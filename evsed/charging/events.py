@@ -32,6 +32,7 @@ class StopReason(enum.StrEnum):
 @dataclass(frozen=True, slots=True)
 class CpStateChanged:
     cp: CpState
+    evse_drives_f: bool = False  # the MCU itself drives -12 V (failsafe, post-fault hold)
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,8 +73,8 @@ def step(state: ConnectorState, event: Event, now: float) -> tuple[ConnectorStat
 
 def _apply(s: ConnectorState, event: Event, now: float, out: list[Command]) -> ConnectorState:
     match event:
-        case CpStateChanged(cp=cp):
-            return _on_cp(s, cp, now, out)
+        case CpStateChanged(cp=cp, evse_drives_f=evse_drives_f):
+            return _on_cp(s, cp, evse_drives_f, now, out)
         case TagPresented(id_tag=tag):
             if s.tx_active and s.stop_reason is None:
                 if tag == s.auth_tag:
@@ -137,20 +137,26 @@ def _apply(s: ConnectorState, event: Event, now: float, out: list[Command]) -> C
     return s
 
 
-def _on_cp(s: ConnectorState, cp: CpState, now: float, out: list[Command]) -> ConnectorState:
+def _on_cp(
+    s: ConnectorState, cp: CpState, evse_drives_f: bool, now: float, out: list[Command]
+) -> ConnectorState:
     was_plugged = s.car_present
     charging_request = cp in (CpState.C, CpState.D)
     c_since = (s.c_since if s.c_since is not None else now) if charging_request else None
     # In E (CP shorted) and F (the EVSE itself drives -12 V) the car cannot be sensed: keep
     # what was last known, so an unplug during a fault is still seen when the pilot returns.
     present = s.car_present if cp in (CpState.E, CpState.F) else cp in PLUGGED
-    # A short to PE is cleared only by a reading of a real car state: the F we drive ourselves
-    # after the fault says nothing about the line.
+    # E is a short to PE. F that the EVSE is not driving itself is -12 V from elsewhere on the
+    # pilot circuit (docs/mcu-protocol.md §6.4). Both clear only on a real car state (A-D): the
+    # F we drive ourselves after a fault says nothing about the line.
     faults = s.faults
     if cp is CpState.E:
         faults = faults | {Fault.CP_STATE_E}
-    elif cp is not CpState.F:
-        faults = faults - {Fault.CP_STATE_E}
+    elif cp is CpState.F:
+        if not evse_drives_f:
+            faults = faults | {Fault.CP_STATE_F}
+    else:
+        faults = faults - {Fault.CP_STATE_E, Fault.CP_STATE_F}
     s = dataclasses.replace(s, cp=cp, c_since=c_since, car_present=present, faults=faults)
     if cp is CpState.A and was_plugged:
         # Over-current is the car's doing: it clears when that car leaves.

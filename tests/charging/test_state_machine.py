@@ -240,6 +240,33 @@ CASES = [
         Phase.SUSPENDED_EV,
     ),
     Case(
+        "unexpected_state_F_is_a_pilot_fault_until_a_car_state_is_read",
+        [
+            *plugged_and_charging(),
+            (10, CpStateChanged(CpState.F)),
+            (10.1, CpStateChanged(CpState.F, evse_drives_f=True)),  # our own F: still faulted
+            (10.5, TimePassed()),
+            (11, cp(C)),
+            (11.6, TimePassed()),
+        ],
+        [
+            *CHARGING_COMMANDS,
+            OpenContactor(),
+            ShowStateF(),
+            StopPwm(),
+            SetPwm(16.0),
+            CloseContactor(),
+        ],
+        Phase.CHARGING,
+        contactor_closed=True,
+    ),
+    Case(
+        "state_F_the_evse_drives_itself_is_no_fault",
+        [*plugged_and_charging()[:3], (2, CpStateChanged(CpState.F, evse_drives_f=True))],
+        [Authorize(TAG), StartTransaction(TAG), SetPwm(16.0)],
+        Phase.SUSPENDED_EV,
+    ),
+    Case(
         "rejected_tag_starts_nothing",
         [(0, cp(B)), (1, TagPresented(TAG)), (2, AuthRejected(TAG)), (3, cp(C))],
         [Authorize(TAG)],
