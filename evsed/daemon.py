@@ -371,9 +371,12 @@ class Daemon:
     def clear_faults(self, connector_id: int) -> list[str]:
         return self._runner(connector_id).clear_latched_faults()
 
-    def status(self) -> dict[str, Any]:
+    async def status(self) -> dict[str, Any]:
         service = self.service
         assert service is not None
+        # Counting the outbox waits for the database lock: off the loop, which runs the safety
+        # path, in case a worker thread is in the middle of an fsync.
+        pending = await asyncio.to_thread(self._store.pending) if self._store else 0
         connectors = [
             connector_snapshot(runner, service.csms_transaction_id(connector_id))
             for connector_id, runner in self.runners.items()
@@ -387,7 +390,7 @@ class Daemon:
                 "url": service.link.url,
                 "connection": str(service.link.state),
                 "registration": service.registration,
-                "outbox_pending": self._store.pending() if self._store else 0,
+                "outbox_pending": pending,
                 "last_error": service.link.last_error,
             },
             "connectors": connectors,

@@ -25,7 +25,7 @@ class ControlError(Exception):
 
 
 class Controlled(Protocol):
-    def status(self) -> dict[str, Any]: ...
+    async def status(self) -> dict[str, Any]: ...
 
     def sim(self, words: list[str], connector_id: int) -> str: ...
 
@@ -57,31 +57,31 @@ class ControlServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while line := await reader.readline():
-                writer.write(json.dumps(self.handle(line)).encode() + b"\n")
+                writer.write(json.dumps(await self.handle(line)).encode() + b"\n")
                 await writer.drain()
         except (ConnectionError, ValueError) as exc:
             log.debug("control client went away: %s", exc)
         finally:
             writer.close()
 
-    def handle(self, line: bytes) -> dict[str, Any]:
+    async def handle(self, line: bytes) -> dict[str, Any]:
         try:
             request = json.loads(line)
             if not isinstance(request, dict):
                 raise ControlError("request must be a JSON object")
-            return {"ok": True, **self._dispatch(request)}
+            return {"ok": True, **await self._dispatch(request)}
         except json.JSONDecodeError as exc:
             return {"ok": False, "error": f"malformed request: {exc}"}
         except (ControlError, ValueError) as exc:
             return {"ok": False, "error": str(exc)}
 
-    def _dispatch(self, request: dict[str, Any]) -> dict[str, Any]:
+    async def _dispatch(self, request: dict[str, Any]) -> dict[str, Any]:
         cmd = request.get("cmd")
         connector = request.get("connector", 1)
         if not isinstance(connector, int):
             raise ControlError("connector must be an integer")
         if cmd == "status":
-            return {"status": self._target.status()}
+            return {"status": await self._target.status()}
         if cmd == "sim":
             args = request.get("args")
             if not isinstance(args, list) or not all(isinstance(a, str) for a in args):

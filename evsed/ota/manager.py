@@ -87,7 +87,7 @@ class FirmwareManager:
             return "Idle"
         return self.state.last_status
 
-    def request(self, update: UpdateState) -> bool:
+    async def request(self, update: UpdateState) -> bool:
         """Accept a new update unless one is already past its download (then refuse)."""
         if (
             self.busy
@@ -102,7 +102,7 @@ class FirmwareManager:
         if self._task is not None:
             self._task.cancel()
         self.state = update
-        ota_state.save(self._db, update)
+        await asyncio.to_thread(ota_state.save, self._db, update)  # before it is acknowledged
         self._task = asyncio.create_task(self._run(), name="ota")
         return True
 
@@ -205,7 +205,7 @@ class FirmwareManager:
                 if not exc.retryable or attempts > state.retries:
                     await self._finish("DownloadFailed", str(exc))
                     return False
-                self._save(download_attempts=attempts)
+                await self._save(download_attempts=attempts)
                 await asyncio.sleep(state.retry_interval_s)
                 continue
             await self._report("Downloaded", phase=UpdatePhase.DOWNLOADED)
@@ -243,7 +243,7 @@ class FirmwareManager:
             reason = f"bundle is for {info.compatible!r}, this system is {system.compatible!r}"
             await self._finish("InstallationFailed", reason)
             return False
-        self._save(bundle_version=info.version)
+        await self._save(bundle_version=info.version)
         return True
 
     async def _wait_until_installable(self) -> None:
@@ -294,7 +294,7 @@ class FirmwareManager:
         if state.signed:
             await self._report("InstallRebooting", **changes)
         else:
-            self._save(**changes)
+            await self._save(**changes)
         with contextlib.suppress(OSError):
             Path(state.file).unlink()
         log.warning("firmware %s installed to slot %s: rebooting", state.bundle_version, expected)
@@ -340,7 +340,7 @@ class FirmwareManager:
         except RaucError as exc:
             await self._finish("InstallationFailed", f"rollback failed: {exc}")
             return
-        self._save(phase=UpdatePhase.ROLLING_BACK)
+        await self._save(phase=UpdatePhase.ROLLING_BACK)
         self._reboot()
 
     async def refresh_slots(self) -> None:
@@ -373,9 +373,9 @@ class FirmwareManager:
         assert self.state is not None
         return self.state
 
-    def _save(self, **changes: object) -> None:
+    async def _save(self, **changes: object) -> None:
         self.state = self._require().evolve(**changes)
-        ota_state.save(self._db, self.state)
+        await asyncio.to_thread(ota_state.save, self._db, self.state)
 
     async def _report(self, status: str, **changes: object) -> None:
         """Queue the status notification and record the new phase in one commit."""

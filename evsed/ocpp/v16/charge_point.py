@@ -7,6 +7,7 @@ decisions are in :class:`evsed.ocpp.v16.operations.CsmsOperations`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -60,10 +61,10 @@ class V16ChargePoint(FirmwareHandlers, ChargePoint):  # type: ignore[misc]
     # -- §5.2 / §5.14 / §5.18 -----------------------------------------------------------------
 
     @on(Action.change_availability)
-    def on_change_availability(
+    async def on_change_availability(
         self, connector_id: int, type: str, **_: Any
     ) -> call_result.ChangeAvailability:
-        status = self._ops.change_availability(connector_id, type == "Operative")
+        status = await self._ops.change_availability(connector_id, type == "Operative")
         return call_result.ChangeAvailability(status=status)
 
     @on(Action.reset)
@@ -90,10 +91,12 @@ class V16ChargePoint(FirmwareHandlers, ChargePoint):  # type: ignore[misc]
         )
 
     @on(Action.change_configuration)
-    def on_change_configuration(
+    async def on_change_configuration(
         self, key: str, value: str, **_: Any
     ) -> call_result.ChangeConfiguration:
-        return call_result.ChangeConfiguration(status=self._ops.change_configuration(key, value))
+        # Persisted (fsync) before the answer, in a worker thread: the loop runs the safety path.
+        status = await asyncio.to_thread(self._ops.change_configuration, key, value)
+        return call_result.ChangeConfiguration(status=status)
 
     @on(Action.clear_cache)
     async def on_clear_cache(self, **_: Any) -> call_result.ClearCache:

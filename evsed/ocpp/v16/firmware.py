@@ -54,10 +54,10 @@ class FirmwareOperations:
         self._now = now
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def update_firmware(
+    async def update_firmware(
         self, location: str, retrieve_date: str, retries: int | None, retry_interval: int | None
     ) -> None:
-        accepted = self.manager.request(
+        accepted = await self.manager.request(
             UpdateState(
                 location=location,
                 retrieve_at=retrieve_date,
@@ -68,7 +68,7 @@ class FirmwareOperations:
         if not accepted:
             log.warning("UpdateFirmware ignored: an update is already being installed")
 
-    def signed_update_firmware(
+    async def signed_update_firmware(
         self,
         request_id: int,
         firmware: dict[str, Any],
@@ -80,15 +80,16 @@ class FirmwareOperations:
         try:
             # The certificate can be judged before downloading anything (Security Whitepaper:
             # InvalidCertificate + SecurityEventNotification InvalidFirmwareSigningCertificate).
+            roots = await asyncio.to_thread(self._certs.roots)
             verify_signing_certificate(
-                firmware.get("signing_certificate", ""), self._certs.roots(), now=self._now()
+                firmware.get("signing_certificate", ""), roots, now=self._now()
             )
         except FirmwareSignatureError as exc:
             log.error("SignedUpdateFirmware: %s", exc)
             self._spawn(self.manager.security_event(exc.kind, str(exc)))
             return "InvalidCertificate"
         replacing = self.manager.busy
-        accepted = self.manager.request(
+        accepted = await self.manager.request(
             UpdateState(
                 location=firmware["location"],
                 retrieve_at=firmware["retrieve_date_time"],
@@ -138,7 +139,7 @@ class FirmwareHandlers:
         return call_result.UpdateFirmware()
 
     @after(Action.update_firmware)
-    def after_update_firmware(
+    async def after_update_firmware(
         self,
         location: str,
         retrieve_date: str,
@@ -149,10 +150,10 @@ class FirmwareHandlers:
         if self._firmware is None:
             log.warning("UpdateFirmware received but firmware updates are disabled")
             return
-        self._firmware.update_firmware(location, retrieve_date, retries, retry_interval)
+        await self._firmware.update_firmware(location, retrieve_date, retries, retry_interval)
 
     @on(Action.signed_update_firmware)
-    def on_signed_update_firmware(
+    async def on_signed_update_firmware(
         self,
         request_id: int,
         firmware: dict[str, Any],
@@ -162,7 +163,7 @@ class FirmwareHandlers:
     ) -> call_result.SignedUpdateFirmware:
         if self._firmware is None:
             return call_result.SignedUpdateFirmware(status="Rejected")
-        status = self._firmware.signed_update_firmware(
+        status = await self._firmware.signed_update_firmware(
             request_id, firmware, retries, retry_interval
         )
         return call_result.SignedUpdateFirmware(status=status)

@@ -130,7 +130,7 @@ class CsmsOperations:
         """Call ``listener`` when ChangeAvailability changed the Charge Point as a whole."""
         self._charge_point_listeners.append(listener)
 
-    def change_availability(self, connector_id: int, operative: bool) -> str:
+    async def change_availability(self, connector_id: int, operative: bool) -> str:
         """§5.2. Connector 0 is the Charge Point and every connector; a connector with a
         transaction becomes Inoperative once it has ended (Scheduled)."""
         if connector_id == 0:
@@ -139,9 +139,10 @@ class CsmsOperations:
             runners = [self._connectors[connector_id]]
         else:
             return "Rejected"
+        changed: list[int] = []
         if connector_id == 0 and self.charge_point_operative != operative:
             self.charge_point_operative = operative
-            self._persist_availability(0, operative)
+            changed.append(0)
             for listener in list(self._charge_point_listeners):
                 listener()
         scheduled = False
@@ -149,8 +150,11 @@ class CsmsOperations:
             if runner.state.available == operative and not runner.state.unavailable_after_tx:
                 continue
             runner.feed(AvailabilityChanged(operative))
-            self._persist_availability(runner.connector_id, operative)
+            changed.append(runner.connector_id)
             scheduled = scheduled or runner.state.unavailable_after_tx
+        # Written before the answer (it must survive a restart), off the event loop.
+        for changed_id in changed:
+            await asyncio.to_thread(self._persist_availability, changed_id, operative)
         return "Scheduled" if scheduled else "Accepted"
 
     # -- reset (§5.14) ------------------------------------------------------------------------
