@@ -86,7 +86,7 @@ def run(workdir: Path) -> int:
     evsed = Evsed.start(workdir, csms.ws_url, CHARGER, charging={"meter_values_interval_s": 3.0})
     try:
         tl.say("CHARGER", "evsed started on simulated hardware (pty MCU, Modbus TCP meter, GPIO)")
-        wait_for(lambda: evsed.status()["ocpp"]["registration"] == "Accepted", what="boot")
+        evsed.wait_registered()
         wait_for(lambda: evsed.connector()["ocpp_status"] == "Available", what="Available")
         time.sleep(0.3)
         tl.ocpp()

@@ -67,7 +67,7 @@ def run(workdir: Path) -> int:
         }
         try:
             evsed = Evsed.start(workdir, csms.ws_url, CHARGER, env=box.env(), **sections)
-            wait_for(lambda: evsed.status()["ocpp"]["registration"] == "Accepted", what="boot")
+            evsed.wait_registered()
             tl.ocpp(csms)
             now = iso(utcnow(), "seconds")
             csms.api(

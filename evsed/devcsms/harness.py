@@ -211,6 +211,20 @@ class Evsed:
         status: dict[str, Any] = json.loads(result.stdout)
         return status
 
+    def wait_registered(self, timeout: float = 15.0) -> None:
+        """Until the CSMS has accepted the daemon's BootNotification."""
+        wait_for(
+            lambda: self.status()["ocpp"]["registration"] == "Accepted", timeout, "registration"
+        )
+
+    def charge(self, tag: str = "04E91C2A") -> None:
+        """Plug the simulated car in, present ``tag``, let the car ask for power; returns once
+        the contactor is closed."""
+        self.sim("plug")
+        self.sim("swipe", tag)
+        self.sim("ev-state", "C")
+        wait_for(lambda: self.connector()["contactor_closed"], what="contactor closed")
+
     def connector(self, connector_id: int = 1) -> dict[str, Any]:
         return next(c for c in self.status()["connectors"] if c["id"] == connector_id)
 

@@ -31,7 +31,7 @@ def booted(
     """Reusable state Booted: the daemon runs, is Accepted and has reported every connector.
     ``keys`` are then set with ChangeConfiguration, as the test case's configuration state."""
     evsed = start_evsed(csms.ws_url, **sections)
-    wait_for(lambda: evsed.status()["ocpp"]["registration"] == "Accepted", what="booted")
+    evsed.wait_registered()
     wait_for(lambda: CONNECTOR in reported(csms), what="first StatusNotification")
     for key, value in (keys or {}).items():
         status = csms.result("ChangeConfiguration", {"key": key, "value": value})["status"]
@@ -96,10 +96,7 @@ def answer_to(csms: DevCsms, call: dict[str, Any]) -> dict[str, Any]:
 
 def charging(evsed: Evsed, csms: DevCsms, tag: str = TAG) -> int:
     """Reusable state Charging (plug, present ``tag``, EV in C, power on); the transaction id."""
-    evsed.sim("plug")
-    evsed.sim("swipe", tag)
-    evsed.sim("ev-state", "C")
-    wait_for(lambda: evsed.connector()["contactor_closed"], what="contactor closed")
+    evsed.charge(tag)
     start = csms.wait_for_calls("StartTransaction")[-1]
     wait_status(csms, "Charging", start["i"])
     transaction_id: int = answer_to(csms, start)["transactionId"]

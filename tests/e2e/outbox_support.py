@@ -116,7 +116,7 @@ class Csms:
 
 def registered(evsed: Evsed) -> None:
     wait_for(lambda: evsed.status()["ocpp"]["connection"] == "connected", what="connection")
-    wait_for(lambda: evsed.status()["ocpp"]["registration"] == "Accepted", what="boot")
+    evsed.wait_registered()
 
 
 def drained(evsed: Evsed, timeout: float = 20.0) -> None:

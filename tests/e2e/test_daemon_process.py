@@ -38,11 +38,8 @@ def test_notifies_systemd_ready_watchdog_and_stopping(tmp_path: Path, csms: DevC
 
 def test_sigterm_opens_contactor_and_ends_transaction(tmp_path: Path, csms: DevCsms) -> None:
     evsed = Evsed.start(tmp_path, csms.ws_url)
-    wait_for(lambda: evsed.status()["ocpp"]["registration"] == "Accepted", what="boot")
-    evsed.sim("plug")
-    evsed.sim("swipe", "04E91C2A")
-    evsed.sim("ev-state", "C")
-    wait_for(lambda: evsed.connector()["contactor_closed"], what="contactor closed")
+    evsed.wait_registered()
+    evsed.charge()
     wait_for(lambda: csms.calls("CP01", "StartTransaction"), what="StartTransaction")
     assert evsed.stop() == 0
     log = evsed.log()
@@ -90,7 +87,7 @@ def test_network_down_and_up_reconnects(tmp_path: Path, csms: DevCsms) -> None:
     evsed = Evsed.start(tmp_path, csms.ws_url)
     try:
         wait_for(lambda: evsed.status()["ocpp"]["connection"] == "connected", what="connected")
-        wait_for(lambda: evsed.status()["ocpp"]["registration"] == "Accepted", what="boot")
+        evsed.wait_registered()
         evsed.sim("network", "down")
         wait_for(lambda: evsed.status()["ocpp"]["connection"] == "network-down", what="down")
         wait_for(lambda: not _connected(csms), what="CSMS sees the charger gone")

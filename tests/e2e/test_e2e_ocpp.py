@@ -54,7 +54,7 @@ def test_transaction_while_offline_is_delivered_in_order_after_reconnect(
         },
     )
     try:
-        wait_for(lambda: evsed.status()["ocpp"]["registration"] == "Accepted", what="boot")
+        evsed.wait_registered()
         evsed.sim("network", "down")
         wait_for(lambda: evsed.status()["ocpp"]["connection"] == "network-down", what="down")
         evsed.sim("plug")
@@ -92,11 +92,8 @@ def test_kill_9_while_charging_then_restart_reports_power_loss_once(
     tmp_path: Path, csms: DevCsms
 ) -> None:
     evsed = Evsed.start(tmp_path, csms.ws_url)
-    wait_for(lambda: evsed.status()["ocpp"]["registration"] == "Accepted", what="boot")
-    evsed.sim("plug")
-    evsed.sim("swipe", "04E91C2A")
-    evsed.sim("ev-state", "C")
-    wait_for(lambda: evsed.connector()["contactor_closed"], what="charging")
+    evsed.wait_registered()
+    evsed.charge()
     wait_for(lambda: csms.calls("CP01", "MeterValues"), what="a meter sample")
     evsed.kill()
     assert not csms.calls("CP01", "StopTransaction")

@@ -21,7 +21,7 @@ def test_plug_swipe_charge_unplug_reports_the_session_in_order(
 ) -> None:
     evsed = Evsed.start(tmp_path, csms.ws_url)
     try:
-        wait_for(lambda: evsed.status()["ocpp"]["registration"] == "Accepted", what="boot")
+        evsed.wait_registered()
         wait_for(lambda: "Available" in statuses(csms), what="Available")
 
         evsed.sim("plug")
@@ -96,7 +96,7 @@ def test_plug_swipe_charge_unplug_reports_the_session_in_order(
 def test_remote_start_and_remote_stop(tmp_path: Path, csms: DevCsms) -> None:
     evsed = Evsed.start(tmp_path, csms.ws_url)
     try:
-        wait_for(lambda: evsed.status()["ocpp"]["registration"] == "Accepted", what="boot")
+        evsed.wait_registered()
         evsed.sim("plug")
         answer = csms.api("/api/remote-start", {"cp": "CP01", "id_tag": "PARENT01"})
         assert answer["result"]["status"] == "Accepted"

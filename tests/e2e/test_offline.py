@@ -356,7 +356,7 @@ def test_an_answer_received_just_before_the_connection_drops_is_not_sent_again(
         charging={"free_mode": True, "meter_values_interval_s": 0},
     )
     try:
-        wait_for(lambda: evsed.status()["ocpp"]["registration"] == "Accepted", what="boot")
+        evsed.wait_registered()
         evsed.sim("plug")
         wait_for(lambda: any(a == "StartTransaction" for a, _ in server.received), what="start")
         time.sleep(2.0)  # time for several reconnections

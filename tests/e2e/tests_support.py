@@ -1,14 +1,11 @@
 """Steps shared by the end-to-end tests."""
 
-from evsed.devcsms.harness import DevCsms, Evsed, wait_for
+from evsed.devcsms.harness import DevCsms, Evsed
 
 
 def charging(evsed: Evsed) -> None:
-    wait_for(lambda: evsed.status()["ocpp"]["registration"] == "Accepted", what="boot")
-    evsed.sim("plug")
-    evsed.sim("swipe", "04E91C2A")
-    evsed.sim("ev-state", "C")
-    wait_for(lambda: evsed.connector()["contactor_closed"], what="contactor closed")
+    evsed.wait_registered()
+    evsed.charge()
 
 
 def last_status(csms: DevCsms) -> tuple[str, str] | None:

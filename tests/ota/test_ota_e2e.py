@@ -123,7 +123,7 @@ def wait_final(rig: OtaRig, final: set[str], timeout: float = 60) -> list[str]:
 
 def test_update_installs_reboots_into_the_new_slot_and_commits(rig: OtaRig) -> None:
     evsed = rig.start()
-    wait_for(lambda: evsed.status()["ocpp"]["registration"] == "Accepted", what="boot")
+    evsed.wait_registered()
     rig.update(rig.serve(rig.sandbox.build_bundle("2.0.0")))
     assert rig.rebooted(evsed) == "B"
 
@@ -179,7 +179,7 @@ def test_update_installs_reboots_into_the_new_slot_and_commits(rig: OtaRig) -> N
 
 def test_failed_health_check_rolls_back_and_reports_from_the_old_slot(rig: OtaRig) -> None:
     evsed = rig.start()
-    wait_for(lambda: evsed.status()["ocpp"]["registration"] == "Accepted", what="boot")
+    evsed.wait_registered()
     rig.update(rig.serve(rig.sandbox.build_bundle("2.0.0")))
     assert rig.rebooted(evsed) == "B"
 
@@ -216,7 +216,7 @@ def test_rejected_bundle_never_touches_the_slots(
     before = rig.slots()
     evsed = rig.start()
     try:
-        wait_for(lambda: evsed.status()["ocpp"]["registration"] == "Accepted", what="boot")
+        evsed.wait_registered()
         rig.update(rig.serve(rig.sandbox.build_bundle("2.0.0", **bundle_kwargs)))
         assert wait_final(rig, {"Installed", "InstallationFailed"}) == [
             "Downloading",
@@ -233,7 +233,7 @@ def test_rejected_bundle_never_touches_the_slots(
 def test_install_check_hook_rejection_is_installation_failed(rig: OtaRig) -> None:
     evsed = rig.start()
     try:
-        wait_for(lambda: evsed.status()["ocpp"]["registration"] == "Accepted", what="boot")
+        evsed.wait_registered()
         bundle = rig.sandbox.build_bundle(
             "0.9.0", hook_install_check='echo "downgrade refused" >&2; exit 10'
         )
@@ -253,7 +253,7 @@ def test_install_check_hook_rejection_is_installation_failed(rig: OtaRig) -> Non
 def test_download_failure_after_retries(rig: OtaRig) -> None:
     evsed = rig.start()
     try:
-        wait_for(lambda: evsed.status()["ocpp"]["registration"] == "Accepted", what="boot")
+        evsed.wait_registered()
         rig.update("http://127.0.0.1:9/nothing-listens-here.raucb", retries=2, interval=1)
         assert wait_final(rig, {"DownloadFailed"}, timeout=30) == ["Downloading", "DownloadFailed"]
         assert evsed.log().count("firmware download attempt") == 3
@@ -263,7 +263,7 @@ def test_download_failure_after_retries(rig: OtaRig) -> None:
 
 def test_install_waits_for_the_running_transaction(rig: OtaRig) -> None:
     evsed = rig.start(charging={"free_mode": True})
-    wait_for(lambda: evsed.status()["ocpp"]["registration"] == "Accepted", what="boot")
+    evsed.wait_registered()
     evsed.sim("plug")
     evsed.sim("ev-state", "C")
     wait_for(lambda: evsed.connector()["contactor_closed"], what="charging")
@@ -295,7 +295,7 @@ def test_install_waits_for_the_running_transaction(rig: OtaRig) -> None:
 
 def test_kill_9_during_install_ends_in_one_consistent_outcome(rig: OtaRig) -> None:
     evsed = rig.start()
-    wait_for(lambda: evsed.status()["ocpp"]["registration"] == "Accepted", what="boot")
+    evsed.wait_registered()
     slow = rig.sandbox.build_bundle("2.0.0", hook_install_check="sleep 3; exit 0")
     rig.update(rig.serve(slow))
     wait_for(lambda: rig.statuses()[-1:] == ["Installing"], what="installing")
@@ -361,7 +361,7 @@ def test_kill_9_during_download_resumes_with_range_and_reports_once(rig: OtaRig)
     server = _SlowFileServer(bundle, bytes_per_s=400_000)
     try:
         evsed = rig.start()
-        wait_for(lambda: evsed.status()["ocpp"]["registration"] == "Accepted", what="boot")
+        evsed.wait_registered()
         rig.update(server.url)
         part = rig.workdir / "state" / "ota" / "update-0.raucb.part"
         wait_for(lambda: part.exists() and part.stat().st_size > 200_000, what="half a download")
@@ -479,7 +479,7 @@ def test_signed_update_with_a_root_installed_by_the_csms(rig: OtaRig) -> None:
     signer = make_signer("maker")
     bundle = rig.sandbox.build_bundle("2.0.0")
     evsed = rig.start()
-    wait_for(lambda: evsed.status()["ocpp"]["registration"] == "Accepted", what="boot")
+    evsed.wait_registered()
     answer = rig.csms.api(
         "/api/call",
         {
@@ -522,7 +522,7 @@ def test_signed_update_with_a_bad_signature_is_refused_before_install(rig: OtaRi
     before = rig.slots()
     evsed = rig.start(ota={"manufacturer_root": str(root)})
     try:
-        wait_for(lambda: evsed.status()["ocpp"]["registration"] == "Accepted", what="boot")
+        evsed.wait_registered()
         # The right certificate, but a signature made with another key.
         answer = signed_update(rig, 7, rig.serve(bundle), signer.cert_pem, forger.sign(bundle))
         assert answer["result"]["status"] == "Accepted"
