@@ -61,6 +61,8 @@ def test_transaction_while_offline_is_delivered_in_order_after_reconnect(
         evsed.sim("ev-state", "C")
         wait_for(lambda: evsed.connector()["contactor_closed"], what="charging offline")
         wait_for(lambda: (evsed.connector()["energy_wh"] or 0) >= 2, what="energy")
+        # StartTransaction and at least one periodic MeterValues (every 1 s) are queued.
+        wait_for(lambda: evsed.status()["ocpp"]["outbox_pending"] >= 2, what="a queued sample")
         evsed.sim("ev-state", "B")
         evsed.sim("unplug")
         wait_for(lambda: evsed.status()["ocpp"]["outbox_pending"] >= 3, what="queued")
