@@ -52,6 +52,7 @@ import pytest
 from outbox_support import CP, TAG, TX_ACTIONS, energy_wh, free_port
 
 from evsed.control.cli import request
+from evsed.devcsms.client import AdminApiError
 from evsed.devcsms.harness import DevCsms, Evsed
 
 SESSIONS = int(os.environ.get("EVSED_STRESS_SESSIONS", "50"))
@@ -182,7 +183,13 @@ class Rig:
             return False
         try:
             answer = self.csms.api("/api/remote-stop", {"cp": CP, "transaction_id": tx_id})
-        except (urllib.error.URLError, TimeoutError) as exc:  # not connected right now
+        except AdminApiError as exc:
+            # The CSMS just came back and the charger has not reconnected yet.
+            if exc.status != 404:
+                raise
+            self.note(f"remote stop not possible: {exc}")
+            return False
+        except (urllib.error.URLError, TimeoutError) as exc:  # the CSMS is not answering
             self.note(f"remote stop not possible: {exc}")
             return False
         return bool(answer.get("result", {}).get("status") == "Accepted")
