@@ -50,6 +50,7 @@ class ControlFlags(enum.IntFlag):
     ALLOW_POWER = 0x01
     LOCK = 0x02
     ACK_FAULTS = 0x04
+    LOCK_RETRY = 0x08  # a new lock attempt after a failed one (spec §6.5)
 
 
 class StatusFlags(enum.IntFlag):
@@ -59,6 +60,7 @@ class StatusFlags(enum.IntFlag):
     RELAY_CLOSED = 0x02
     DIODE_OK = 0x04
     DRIVING_F = 0x08  # the MCU forces state F itself (spec §6.4)
+    LOCKED = 0x10  # lock position feedback: locked (spec §6.5)
 
 
 class DropKind(enum.StrEnum):
@@ -191,6 +193,8 @@ def control_payload(control: PilotControl) -> bytes:
         flags |= ControlFlags.LOCK
     if control.ack_faults:
         flags |= ControlFlags.ACK_FAULTS
+    if control.lock_retry:
+        flags |= ControlFlags.LOCK_RETRY
     return CONTROL_LAYOUT.pack(control.duty, flags)
 
 
@@ -212,6 +216,8 @@ def status_payload(status: PilotStatus, *, diode_ok: bool | None = None) -> byte
         flags |= StatusFlags.DIODE_OK
     if status.mcu_driving_f:
         flags |= StatusFlags.DRIVING_F
+    if status.locked:
+        flags |= StatusFlags.LOCKED
     try:
         fixed = STATUS_LAYOUT.pack(
             status.cp_state.value.encode("ascii"),
@@ -252,6 +258,7 @@ def decode_control(seq: int, payload: bytes) -> ControlMessage:
         allow_power=ControlFlags.ALLOW_POWER in flags,
         lock=ControlFlags.LOCK in flags,
         ack_faults=ControlFlags.ACK_FAULTS in flags,
+        lock_retry=ControlFlags.LOCK_RETRY in flags,
     )
     return ControlMessage(seq, control)
 
@@ -286,6 +293,7 @@ def decode_status(seq: int, payload: bytes) -> StatusMessage:
         reset_reason=reset_reason,
         diode_ok=StatusFlags.DIODE_OK in flags,
         mcu_driving_f=StatusFlags.DRIVING_F in flags,
+        locked=StatusFlags.LOCKED in flags,
     )
     return StatusMessage(seq, status)
 

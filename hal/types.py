@@ -28,7 +28,9 @@ class PilotControl:
 
     duty: int = DUTY_OFF  # 0.01 % units; DUTY_OFF = no PWM, DUTY_STATE_F = state F
     allow_power: bool = False  # MCU may energise the contactor path
-    lock: bool = False  # connector lock request
+    lock: bool = False  # connector lock request: True = locked
+    # Ask for a new lock attempt after one failed (spec §6.5): acted on when it goes 0 -> 1.
+    lock_retry: bool = False
     ack_faults: bool = (
         False  # acknowledge (clear) faults the MCU has latched, if their cause is gone
     )
@@ -65,6 +67,8 @@ class PilotStatus:
     # The MCU itself drives state F (host-timeout failsafe, post-fault hold, or host duty 0).
     # cp_state F with this False means -12 V on CP for another reason: a pilot-circuit fault.
     mcu_driving_f: bool = False
+    # Lock position feedback: the connector lock is in the locked position (spec §6.5).
+    locked: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from hal.types import DUTY_OFF, DUTY_STATE_F, CpState, McuFault, PilotControl, P
 
 _log = logging.getLogger(__name__)
 
-FAULT_NAMES = ("rcd", "overtemp", "mcu-silent", "diode")
+FAULT_NAMES = ("rcd", "overtemp", "mcu-silent", "diode", "lock")
 RESET_POWER_ON = 1  # spec §3.2 reset_reason codes
 _PEER_POLL = 0.05  # while no process has the slave open, look for one this often
 # CP high level per state (IEC 61851-1 Table A.3 nominal values).
@@ -62,7 +62,10 @@ class SimMcu:
 
     Implements spec §6: STATUS every ``status_period`` and at once on any change; the host
     timeout failsafe (``host_timeout``), cleared only by ``ack_faults``, followed by state F for
-    ``fault_hold`` (IEC 61851-1: at least 300 ms of F after a fault). Given a file descriptor,
+    ``fault_hold`` (IEC 61851-1: at least 300 ms of F after a fault); the connector lock
+    (spec §6.5): it reaches the requested position after ``lock_travel``, unless the ``lock``
+    fault jams it where it is, in which case the attempt fails after ``lock_timeout`` and
+    ``LOCK`` is latched. Given a file descriptor,
     the caller keeps ownership of it; given a path, the simulator opens and closes it.
     """
 
@@ -74,6 +77,8 @@ class SimMcu:
         status_period: float = 0.1,
         host_timeout: float = 0.5,
         fault_hold: float = 0.3,
+        lock_travel: float = 0.05,
+        lock_timeout: float = 0.5,
     ) -> None:
         self._path_or_fd = path_or_fd
         self._fd = -1
@@ -81,6 +86,10 @@ class SimMcu:
         self._status_period = status_period
         self._host_timeout = host_timeout
         self._fault_hold = fault_hold
+        self._lock_travel = lock_travel
+        self._lock_timeout = lock_timeout
+        self._locked = False  # where the lock is
+        self._lock_attempt: asyncio.TimerHandle | None = None
         self._decoder = FrameDecoder(MsgType.CONTROL, DropReporter(_log, "host"))
         self._control = PilotControl()
         self._plugged = False
@@ -124,10 +133,10 @@ class SimMcu:
                 await self._ticker
             self._ticker = None
         self._pause_reading()
-        for timer in [self._watchdog, *self._timers]:
+        for timer in [self._watchdog, self._lock_attempt, *self._timers]:
             if timer is not None:
                 timer.cancel()
-        self._watchdog, self._timers = None, []
+        self._watchdog, self._lock_attempt, self._timers = None, None, []
         if isinstance(self._path_or_fd, str) and self._fd >= 0:
             os.close(self._fd)
         self._fd = -1
@@ -236,6 +245,7 @@ class SimMcu:
             reset_reason=RESET_POWER_ON,
             diode_ok=not diode_missing,  # spec §3.2: 1 while no PWM runs
             mcu_driving_f=self._forcing_f,
+            locked=self._locked,
         )
 
     @property
@@ -270,9 +280,37 @@ class SimMcu:
 
     def _control_received(self, control: PilotControl) -> None:
         self._arm_watchdog()
-        self._control = control
+        previous, self._control = self._control, control
         if control.ack_faults:
             self._acknowledge()
+        retry = control.lock_retry and not previous.lock_retry
+        if control.lock != previous.lock or retry:
+            self._move_lock()
+        self._changed()
+
+    def _move_lock(self) -> None:
+        """Spec §6.5: drive the lock towards the requested position, for at most
+        ``lock_timeout``; a newer request replaces the attempt under way."""
+        if self._lock_attempt is not None:
+            self._lock_attempt.cancel()
+            self._lock_attempt = None
+        if self._locked == self._control.lock:
+            return
+        loop = asyncio.get_running_loop()
+        if "lock" in self._causes:
+            self._lock_attempt = loop.call_later(self._lock_timeout, self._lock_failed)
+        else:
+            self._lock_attempt = loop.call_later(self._lock_travel, self._lock_arrived)
+
+    def _lock_arrived(self) -> None:
+        self._lock_attempt = None
+        self._locked = self._control.lock
+        self._changed()
+
+    def _lock_failed(self) -> None:
+        self._lock_attempt = None
+        _log.warning("simulated MCU: the connector lock did not reach its position")
+        self._faults |= McuFault.LOCK
         self._changed()
 
     def _acknowledge(self) -> None:
@@ -285,6 +323,9 @@ class SimMcu:
         ):
             if fault in self._faults and cause not in self._causes:
                 cleared |= fault
+        lock_in_place = self._locked == self._control.lock and self._lock_attempt is None
+        if McuFault.LOCK in self._faults and lock_in_place:
+            cleared |= McuFault.LOCK
         if McuFault.HOST_TIMEOUT in self._faults:
             # A valid frame just arrived, so the cause is gone; F continues for fault_hold.
             cleared |= McuFault.HOST_TIMEOUT

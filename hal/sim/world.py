@@ -20,13 +20,13 @@ from typing import Any
 
 from hal.iec61851 import duty_to_current
 from hal.sim.contactor import SimContactorWiring
+from hal.sim.mcu import FAULT_NAMES as MCU_FAULTS
 from hal.sim.mcu import SimMcu, open_pty
 from hal.sim.meter import SimMeterServer
 from hal.types import CpState
 
 log = logging.getLogger(__name__)
 
-MCU_FAULTS = ("rcd", "overtemp", "mcu-silent", "diode")
 FAULTS = ("weld", "meter-offline", "ev-overdraw", *MCU_FAULTS)
 
 

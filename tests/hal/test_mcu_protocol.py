@@ -61,6 +61,7 @@ def _bad_crc_frame(seq: int) -> bytes:
         PilotControl(duty=1667, allow_power=True),
         PilotControl(duty=5000, allow_power=True, lock=True, ack_faults=True),
         PilotControl(duty=DUTY_OFF, lock=True),
+        PilotControl(duty=DUTY_OFF, lock_retry=True),
     ],
 )
 def test_control_round_trip(control: PilotControl) -> None:
@@ -100,6 +101,7 @@ def test_status_round_trip(status: PilotStatus, diode_ok: bool) -> None:
     [
         PilotStatus(CpState.C, duty=1600, diode_ok=False),
         PilotStatus(CpState.F, duty=0, cp_high_mv=-12000, mcu_driving_f=True),
+        PilotStatus(CpState.B, locked=True, faults=McuFault.LOCK),
         PilotStatus(
             CpState.F,
             duty=0,
@@ -126,6 +128,15 @@ def test_status_flag_bits() -> None:
     assert flags(PilotStatus(CpState.A, diode_ok=False)) == 0b0000
     assert flags(PilotStatus(CpState.F, duty=0, mcu_driving_f=True)) == 0b1100
     assert flags(PilotStatus(CpState.B, rcd_tripped=True, relay_closed=True)) == 0b0111
+    assert flags(PilotStatus(CpState.B, locked=True)) == 0b10100
+
+
+def test_control_flag_bits() -> None:
+    def flags(control: PilotControl) -> int:
+        return control_payload(control)[2]
+
+    assert flags(PilotControl(allow_power=True, lock=True, ack_faults=True)) == 0b0111
+    assert flags(PilotControl(lock_retry=True)) == 0b1000
 
 
 def test_status_message_keeps_its_diode_ok_argument() -> None:

@@ -455,3 +455,63 @@ async def test_invalid_control_is_rejected_and_the_previous_state_kept(
     frames = sim.stats.frames_ok
     await until(lambda: sim.stats.frames_ok >= frames + 2, timeout=0.3)
     assert sim.control == wanted
+
+
+# -- the connector lock (spec §6.5) ------------------------------------------------------------
+
+
+def _latest(listener: Listener) -> PilotStatus:
+    return listener.statuses[-1][1]
+
+
+async def test_lock_follows_the_request_and_reports_its_position(
+    link: tuple[SerialPilot, Listener], sim: SimMcu
+) -> None:
+    pilot, listener = link
+    sim.plug()
+    pilot.set_control(PilotControl(lock=True))
+    await until(lambda: _latest(listener).locked, timeout=0.3)
+    pilot.set_control(PilotControl(lock=False))
+    await until(lambda: not _latest(listener).locked, timeout=0.3)
+    assert not any(McuFault.LOCK in s.faults for _, s in listener.statuses)
+
+
+async def test_jammed_lock_latches_lock_after_the_timeout_and_clears_when_back_in_place(
+    link: tuple[SerialPilot, Listener], sim: SimMcu
+) -> None:
+    pilot, listener = link
+    sim.plug()
+    sim.set_fault("lock", True)  # the plug is in halfway: the lock pin cannot close
+    requested = time.monotonic()
+    pilot.set_control(PilotControl(lock=True))
+    await until(lambda: McuFault.LOCK in _latest(listener).faults, timeout=1.0)
+    assert 0.45 <= time.monotonic() - requested <= 0.7
+    assert not _latest(listener).locked
+    # An acknowledgement does not clear it while the lock is not where the host wants it.
+    pilot.set_control(PilotControl(lock=True, ack_faults=True))
+    await asyncio.sleep(0.25)
+    assert McuFault.LOCK in _latest(listener).faults
+    # The host gives up on locking: the lock is where it is asked to be, the ack clears it.
+    pilot.set_control(PilotControl(lock=False, ack_faults=True))
+    await until(lambda: McuFault.LOCK not in _latest(listener).faults, timeout=0.3)
+
+
+async def test_lock_retry_makes_a_new_attempt_after_a_failed_unlock(
+    link: tuple[SerialPilot, Listener], sim: SimMcu
+) -> None:
+    pilot, listener = link
+    sim.plug()
+    pilot.set_control(PilotControl(lock=True))
+    await until(lambda: _latest(listener).locked, timeout=0.3)
+    sim.set_fault("lock", True)  # stuck in the locked position
+    pilot.set_control(PilotControl(lock=False))
+    await until(lambda: McuFault.LOCK in _latest(listener).faults, timeout=1.0)
+    assert _latest(listener).locked
+    sim.set_fault("lock", False)  # freed, but the MCU does not try again by itself
+    await asyncio.sleep(0.3)
+    assert _latest(listener).locked
+    pilot.set_control(PilotControl(lock=False, lock_retry=True))
+    await until(lambda: not _latest(listener).locked, timeout=0.3)
+    assert McuFault.LOCK in _latest(listener).faults  # latched until acknowledged
+    pilot.set_control(PilotControl(lock=False, ack_faults=True))
+    await until(lambda: McuFault.LOCK not in _latest(listener).faults, timeout=0.3)
