@@ -37,9 +37,11 @@ from evsed.charging.events import (
     Event,
     FaultCleared,
     FaultRaised,
+    LockPositionRead,
     StopReason,
     StopRequested,
     TimePassed,
+    UnlockRequested,
 )
 from evsed.charging.faults import Fault
 from evsed.charging.session import step
@@ -63,6 +65,9 @@ log = logging.getLogger(__name__)
 TICK_S = 0.1
 METER_FAILURES_FOR_FAULT = 3
 METER_BACKOFF_MAX_S = 5.0
+# How long an unlock may take to show in the MCU's lock feedback: the MCU gives up after 500 ms
+# (docs/mcu-protocol.md §6.5), plus a few status frames.
+UNLOCK_ANSWER_S = 1.0
 
 
 class TransactionSink(Protocol):
@@ -113,6 +118,7 @@ class ConnectorRunner:
         self._listeners: list[Callable[[ConnectorRunner], None]] = []
         self._meter_failures = 0
         self._first_reading = asyncio.Event()
+        self._unlocked: list[asyncio.Future[None]] = []
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -188,6 +194,12 @@ class ConnectorRunner:
             or previous.mcu_driving_f != status.mcu_driving_f
         ):
             self.feed(CpStateChanged(status.cp_state, status.mcu_driving_f))
+        if previous is None or previous.locked != status.locked:
+            self.feed(LockPositionRead(status.locked))
+        if not status.locked:
+            for waiter in self._unlocked:
+                if not waiter.done():
+                    waiter.set_result(None)
         was = _mcu_faults(previous.faults if previous else McuFault.NONE)
         now = _mcu_faults(status.faults)
         for fault in sorted(now - was):
@@ -196,13 +208,39 @@ class ConnectorRunner:
             self.feed(FaultCleared(fault))
         # Acknowledge latched MCU faults once seen; the MCU clears only those whose cause is
         # gone and holds state F for its minimum time. An RCD trip is acknowledged only after
-        # the car is unplugged (DESIGN.md: GroundFailure clears on unplug).
-        ackable = status.faults & ~McuFault.RCD
+        # the car is unplugged (DESIGN.md: GroundFailure clears on unplug); so is a lock
+        # failure, so that a lock that keeps failing is not tried again and again.
+        ackable = status.faults & ~(McuFault.RCD | McuFault.LOCK)
         if status.cp_state is CpState.A:
             ackable = status.faults
         want_ack = bool(ackable) and self._pilot.link_ok
         if want_ack != self._control.ack_faults:
             self._send_control(ack_faults=want_ack)
+
+    async def unlock(self) -> bool:
+        """OCPP UnlockConnector without a transaction: release the lock and wait until its
+        feedback says unlocked (True), or until the MCU has had time to give up (False).
+        After an earlier failed attempt the MCU is asked for a new one (``lock_retry``)."""
+        self.feed(UnlockRequested())
+        status = self.pilot_status
+        if status is not None and self._pilot.link_ok and not status.locked:
+            return True
+        # Locked, or no word from the MCU yet (just started, link down): wait for it.
+        retry = status is not None and McuFault.LOCK in status.faults
+        if retry:
+            self._send_control(lock_retry=True)
+        waiter = asyncio.get_running_loop().create_future()
+        self._unlocked.append(waiter)
+        try:
+            await asyncio.wait_for(waiter, UNLOCK_ANSWER_S)
+        except TimeoutError:
+            log.error("connector %d: the connector lock did not open", self.connector_id)
+            return False
+        finally:
+            self._unlocked.remove(waiter)
+            if retry:
+                self._send_control(lock_retry=False)
+        return True
 
     def _on_link(self, ok: bool) -> None:
         log.warning("connector %d: MCU link %s", self.connector_id, "up" if ok else "LOST")
@@ -357,6 +395,7 @@ _MCU_FAULTS: dict[McuFault, Fault] = {
     McuFault.RCD: Fault.RCD_TRIPPED,
     McuFault.OVERTEMP: Fault.OVER_TEMPERATURE,
     McuFault.DIODE: Fault.CP_DIODE,
+    McuFault.LOCK: Fault.CONNECTOR_LOCK,
 }
 
 

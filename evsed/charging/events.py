@@ -108,6 +108,13 @@ class UnlockRequested:
 
 
 @dataclass(frozen=True, slots=True)
+class LockPositionRead:
+    """The lock's position feedback changed (True = locked)."""
+
+    locked: bool
+
+
+@dataclass(frozen=True, slots=True)
 class SettingsChanged:
     """Policy changed at run time (e.g. through OCPP ChangeConfiguration)."""
 
@@ -133,6 +140,7 @@ Event = (
     | LimitChanged
     | AvailabilityChanged
     | UnlockRequested
+    | LockPositionRead
     | SettingsChanged
     | TimePassed
 )

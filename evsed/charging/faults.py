@@ -19,3 +19,4 @@ class Fault(enum.StrEnum):
     CP_STATE_E = "cp-state-e"  # CP shorted to PE
     CP_STATE_F = "cp-state-f"  # the CP line reads -12 V although the MCU is not driving it
     OVER_CURRENT = "over-current"  # the EV drew more than offered for 7 s; clears on unplug
+    CONNECTOR_LOCK = "connector-lock"  # the lock did not reach its position; clears on unplug

@@ -43,6 +43,7 @@ from evsed.charging.events import (
     FaultCleared,
     FaultRaised,
     LimitChanged,
+    LockPositionRead,
     RemoteStartRequested,
     SettingsChanged,
     StopReason,
@@ -107,6 +108,8 @@ def _apply(s: ConnectorState, event: Event, now: float, out: list[Command]) -> C
             if s.tx_active and s.stop_reason is None:
                 return _request_stop(s, StopReason.UNLOCK_COMMAND, now)
             return s
+        case LockPositionRead(locked=locked):
+            return dataclasses.replace(s, lock_confirmed=locked)
         case SettingsChanged(settings=settings):
             return dataclasses.replace(s, settings=settings)
         case StopRequested(reason=reason):
@@ -246,10 +249,12 @@ def _reconcile(
         if ev_left_c or grace_over or not s.contactor_closed or s.blocking_faults:
             s = _end_transaction(s, s.stop_reason, out)
 
+    # A socket's lock must hold the plug before a transaction starts or power flows.
+    lock_holds = not s.settings.has_lock or s.lock_confirmed
     startable = s.plugged and not s.tx_active and not s.blocking_faults and s.available
-    if s.auth_tag is not None and startable:
-        # Plugged and authorized: the transaction starts (OCPP 1.6 §3.6). Never while faulted
-        # or unavailable.
+    if s.auth_tag is not None and startable and lock_holds:
+        # Plugged, authorized and locked: the transaction starts (OCPP 1.6 §3.6). Never while
+        # faulted or unavailable.
         s = _start_transaction(s, out)
 
     if s.blocking_faults:
@@ -273,10 +278,16 @@ def _reconcile(
         s.tx_active
         and not s.blocking_faults
         and ventilation_ok
+        and lock_holds
         and ((pilot is PilotSignal.PWM and debounced) or keep_for_stop)
     )
 
-    want_locked = s.settings.has_lock and ((s.tx_active and s.plugged) or s.lock_held)
+    # Lock once plugged and authorized; after a lock failure, release (the driver must be able
+    # to take the plug out) until the fault clears on unplug.
+    session = s.plugged and (s.tx_active or s.auth_tag is not None)
+    want_locked = (
+        s.settings.has_lock and Fault.CONNECTOR_LOCK not in s.faults and (session or s.lock_held)
+    )
     if s.contactor_closed and not want_closed:
         out.append(OpenContactor())
         s = dataclasses.replace(s, contactor_closed=False)

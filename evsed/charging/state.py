@@ -78,7 +78,8 @@ class ConnectorState:
     pwm_changed_at: float | None = None
     available: bool = True  # ChangeAvailability: Operative / Inoperative
     unavailable_after_tx: bool = False  # Inoperative was Scheduled during a transaction
-    locked: bool = False
+    locked: bool = False  # the lock was last commanded to lock
+    lock_confirmed: bool = False  # the lock's feedback says it is locked
     # The cable was unplugged at the EV during a transaction and UnlockConnectorOnEVSideDisconnect
     # is false: the socket keeps the cable locked until an UnlockConnector (OCPP 1.6 §9.1).
     lock_held: bool = False

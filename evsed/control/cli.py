@@ -5,7 +5,7 @@ evsectl --config FILE sim plug|unplug [--connector N]
 evsectl --config FILE sim ev-state A|B|C|D|E|F
 evsectl --config FILE sim ev-current AMPS
 evsectl --config FILE sim swipe TAG
-evsectl --config FILE sim fault|clear weld|meter-offline|mcu-silent|rcd|overtemp|diode
+evsectl --config FILE sim fault|clear weld|meter-offline|mcu-silent|rcd|overtemp|diode|lock
 evsectl --config FILE sim network down|up
 evsectl --config FILE clear-faults [--connector N]
 """

@@ -24,6 +24,8 @@ def connector_snapshot(runner: ConnectorRunner, transaction_id: int | None) -> d
         "pilot": state.pilot.value,
         "cable_max_current_a": state.cable_a,
         "contactor_closed": state.contactor_closed,
+        # None for a tethered cable (no lock); otherwise what the lock's feedback says.
+        "locked": state.lock_confirmed if state.settings.has_lock else None,
         "id_tag": state.auth_tag,
         "transaction_active": state.tx_active,
         "transaction_id": transaction_id,

@@ -30,6 +30,7 @@ from evsed.charging.events import (
     FaultCleared,
     FaultRaised,
     LimitChanged,
+    LockPositionRead,
     RemoteStartRequested,
     SettingsChanged,
     StopReason,
@@ -71,6 +72,26 @@ def plugged_and_charging(t0: float = 0.0) -> list[tuple[float, Event]]:
         (t0 + 2.6, TimePassed()),
     ]
 
+
+def locked_and_charging(t0: float = 0.0) -> list[tuple[float, Event]]:
+    """As plugged_and_charging, on a socket whose lock reports locked after the swipe."""
+    return [
+        (t0, cp(B)),
+        (t0 + 1, TagPresented(TAG)),
+        (t0 + 1.2, AuthAccepted(TAG)),
+        (t0 + 1.3, LockPositionRead(True)),
+        (t0 + 2, cp(C)),
+        (t0 + 2.6, TimePassed()),
+    ]
+
+
+LOCKED_CHARGING_COMMANDS: list[Command] = [
+    Authorize(TAG),
+    LockConnector(),
+    StartTransaction(TAG),
+    SetPwm(16.0),
+    CloseContactor(),
+]
 
 CHARGING_COMMANDS: list[Command] = [
     Authorize(TAG),
@@ -450,14 +471,10 @@ CASES = [
         contactor_closed=True,
     ),
     Case(
-        "connector_lock_engages_before_power_and_releases_after",
-        [*plugged_and_charging(), (10, cp(B)), (11, cp(A))],
+        "connector_lock_engages_before_the_transaction_and_releases_after",
+        [*locked_and_charging(), (10, cp(B)), (11, cp(A))],
         [
-            Authorize(TAG),
-            StartTransaction(TAG),
-            SetPwm(16.0),
-            LockConnector(),
-            CloseContactor(),
+            *LOCKED_CHARGING_COMMANDS,
             OpenContactor(),
             StopTransaction(StopReason.EV_DISCONNECTED),
             UnlockConnector(),
@@ -467,14 +484,50 @@ CASES = [
         settings=Settings(has_lock=True),
     ),
     Case(
-        "unlock_command_ends_the_transaction_then_unlocks",
-        [*plugged_and_charging(), (10, UnlockRequested()), (10.5, cp(B))],
+        # Plugged, authorized and the car asks for power, but the lock never reports locked:
+        # no transaction, no PWM, no power.
+        "no_transaction_and_no_power_until_the_lock_reports_locked",
         [
-            Authorize(TAG),
-            StartTransaction(TAG),
-            SetPwm(16.0),
-            LockConnector(),
-            CloseContactor(),
+            (0, cp(B)),
+            (1, TagPresented(TAG)),
+            (1.2, AuthAccepted(TAG)),
+            (2, cp(C)),
+            (9, TimePassed()),
+        ],
+        [Authorize(TAG), LockConnector()],
+        Phase.WAITING_FOR_AUTH,
+        settings=Settings(has_lock=True),
+    ),
+    Case(
+        # OCA TC_024: the lock fails before the transaction. The lock is released so the plug
+        # can be taken out, the session does not start, and the fault ends with the unplug.
+        "lock_failure_before_the_transaction_releases_the_lock_and_starts_nothing",
+        [
+            (0, cp(B)),
+            (1, TagPresented(TAG)),
+            (1.2, AuthAccepted(TAG)),
+            (1.7, FaultRaised(Fault.CONNECTOR_LOCK)),
+            (2.5, TimePassed()),
+            (3, cp(A)),
+            (3.1, FaultCleared(Fault.CONNECTOR_LOCK)),
+        ],
+        [Authorize(TAG), LockConnector(), UnlockConnector(), ShowStateF(), StopPwm()],
+        Phase.IDLE,
+        settings=Settings(has_lock=True),
+    ),
+    Case(
+        "lock_opening_during_charging_opens_the_contactor_and_it_closes_again_when_locked",
+        [*locked_and_charging(), (5, LockPositionRead(False)), (5.2, LockPositionRead(True))],
+        [*LOCKED_CHARGING_COMMANDS, OpenContactor(), CloseContactor()],
+        Phase.CHARGING,
+        settings=Settings(has_lock=True),
+        contactor_closed=True,
+    ),
+    Case(
+        "unlock_command_ends_the_transaction_then_unlocks",
+        [*locked_and_charging(), (10, UnlockRequested()), (10.5, cp(B))],
+        [
+            *LOCKED_CHARGING_COMMANDS,
             StopPwm(),
             OpenContactor(),
             StopTransaction(StopReason.UNLOCK_COMMAND),
@@ -488,13 +541,9 @@ CASES = [
         # (StopTransactionOnEVSideDisconnect) but the cable stays locked in the socket until
         # the CSMS sends UnlockConnector.
         "no_unlock_on_ev_side_disconnect_keeps_the_lock_until_unlock_requested",
-        [*plugged_and_charging(), (10, cp(A)), (11, TimePassed()), (12, UnlockRequested())],
+        [*locked_and_charging(), (10, cp(A)), (11, TimePassed()), (12, UnlockRequested())],
         [
-            Authorize(TAG),
-            StartTransaction(TAG),
-            SetPwm(16.0),
-            LockConnector(),
-            CloseContactor(),
+            *LOCKED_CHARGING_COMMANDS,
             OpenContactor(),
             StopTransaction(StopReason.EV_DISCONNECTED),
             StopPwm(),
@@ -505,16 +554,8 @@ CASES = [
     ),
     Case(
         "no_unlock_on_ev_side_disconnect_keeps_the_lock_while_the_transaction_goes_on",
-        [*plugged_and_charging(), (10, cp(A)), (11, TimePassed())],
-        [
-            Authorize(TAG),
-            StartTransaction(TAG),
-            SetPwm(16.0),
-            LockConnector(),
-            CloseContactor(),
-            OpenContactor(),
-            StopPwm(),
-        ],
+        [*locked_and_charging(), (10, cp(A)), (11, TimePassed())],
+        [*LOCKED_CHARGING_COMMANDS, OpenContactor(), StopPwm()],
         Phase.SUSPENDED_EV,
         settings=Settings(
             has_lock=True, unlock_on_ev_disconnect=False, stop_on_ev_disconnect=False
@@ -596,10 +637,17 @@ def test_contactor_never_closed_without_pwm_authorization_and_no_fault() -> None
         CurrentMeasured(40.0),
         CurrentMeasured(5.0),
         cp(CpState.F),
+        LockPositionRead(True),
+        LockPositionRead(False),
+        FaultRaised(Fault.CONNECTOR_LOCK),
+        FaultCleared(Fault.CONNECTOR_LOCK),
+        UnlockRequested(),
     ]
     rng = random.Random(61851)
-    for _ in range(300):
-        state, now = ConnectorState(), 0.0
+    closed_with_lock = 0
+    for walk in range(600):
+        settings = Settings(has_lock=walk % 2 == 1)
+        state, now = ConnectorState(settings=settings), 0.0
         for _ in range(40):
             now += rng.choice([0.05, 0.3, 1.0, 7.0])
             state, _commands = step(state, rng.choice(events), now)
@@ -612,3 +660,7 @@ def test_contactor_never_closed_without_pwm_authorization_and_no_fault() -> None
                 assert state.cp is C
                 assert not state.blocking_faults
                 assert state.stop_reason is not None or state.pwm_a > 0
+                if settings.has_lock:
+                    assert state.locked and state.lock_confirmed
+                    closed_with_lock += 1
+    assert closed_with_lock, "no walk on a socket with a lock reached a closed contactor"

@@ -136,7 +136,9 @@ def test_tc_005_2_ev_side_disconnected_stop_but_no_unlock_on_ev_side_disconnect(
     evsed.sim("unplug")
     wait_status(csms, "Available", start)
     # The connector stays locked until the CSMS unlocks it.
+    assert evsed.connector()["locked"] is True
     assert csms.result("UnlockConnector", {"connectorId": 1}) == {"status": "Unlocked"}
+    assert evsed.connector()["locked"] is False  # the answer came after the lock's feedback
 
     calls = since(csms, start)
     assert _without(labels(calls), "Status:Finishing") == ["StopTransaction", "Status:Available"]

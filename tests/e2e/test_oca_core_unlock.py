@@ -8,18 +8,12 @@ tethered cable ("fixed cable"), which has nothing to unlock.
 import time
 from collections.abc import Callable
 
-import pytest
 from oca_support import booted, charging, labels, mark, since, wait_status
 
 from evsed.devcsms.harness import DevCsms, Evsed
 
 SOCKET = {"connector_lock": True}
 TETHERED = {"connector_lock": False}
-NO_LOCK_FAILURE_SIMULATION = (
-    "the simulator cannot make the connector lock fail (no `evsectl sim fault lock`; "
-    "hal/sim/world.py), the MCU's LOCK fault flag is not mapped to ConnectorLockFailure "
-    "(evsed/connector.py _MCU_FAULTS), and UnlockConnector answers without lock feedback"
-)
 
 
 def _unlock(csms: DevCsms, connector_id: int = 1) -> str:
@@ -77,7 +71,6 @@ def test_tc_018_2_unlock_connector_with_charging_session_fixed_cable(
     assert evsed.connector()["contactor_closed"]
 
 
-@pytest.mark.xfail(strict=True, reason=NO_LOCK_FAILURE_SIMULATION)
 def test_tc_024_start_charging_session_lock_failure(
     csms: DevCsms, start_evsed: Callable[..., Evsed]
 ) -> None:
@@ -89,19 +82,52 @@ def test_tc_024_start_charging_session_lock_failure(
     wait_status(csms, "Preparing", start)
     evsed.sim("fault", "lock")  # the cable is plugged in halfway: the lock cannot close
     evsed.sim("plug")
+    evsed.sim("ev-state", "C")
     wait_status(csms, "Faulted", start)
     calls = since(csms, start)
     assert calls[-1]["payload"]["errorCode"] == "ConnectorLockFailure"
+    connector = evsed.connector()
+    assert connector["locked"] is False and not connector["contactor_closed"]
+    assert connector["pilot"] != "pwm"
+    # Nothing starts while the fault lasts, and the lock is not tried again and again.
+    time.sleep(1.5)
+    assert not csms.calls("CP01", "StartTransaction")
+    assert labels(since(csms, calls[-1]["i"] + 1)) == []
+    # Taking the plug out ends the fault.
+    evsed.sim("clear", "lock")
+    evsed.sim("unplug")
+    wait_status(csms, "Available", calls[-1]["i"] + 1)
     assert not csms.calls("CP01", "StartTransaction")
 
 
-@pytest.mark.xfail(strict=True, reason=NO_LOCK_FAILURE_SIMULATION)
 def test_tc_030_unlock_connector_unlock_failure(
     csms: DevCsms, start_evsed: Callable[..., Evsed]
 ) -> None:
-    evsed = booted(start_evsed, csms, charging=SOCKET)
+    # The cable stays locked in the socket after the EV side was unplugged (OCPP 1.6 §9.1),
+    # and the lock then jams: the CSMS's unlock fails, and so does a second try.
+    evsed = booted(
+        start_evsed,
+        csms,
+        keys={"UnlockConnectorOnEVSideDisconnect": "false"},
+        charging=SOCKET,
+    )
+    charging(evsed, csms)
     evsed.sim("fault", "lock")
+    evsed.sim("unplug")
+    start = mark(csms)
+    csms.wait_for_calls("StopTransaction")
+    assert evsed.connector()["locked"] is True
     assert _unlock(csms) == "UnlockFailed"
+    wait_status(csms, "Faulted", start)
+    assert since(csms, start)[-1]["payload"]["errorCode"] == "ConnectorLockFailure"
+    assert _unlock(csms) == "UnlockFailed"
+    assert evsed.connector()["locked"] is True
+    # Freed (a technician on site), the next UnlockConnector retries and succeeds, and the
+    # fault clears: no cable is in the socket any more.
+    evsed.sim("clear", "lock")
+    assert _unlock(csms) == "Unlocked"
+    assert evsed.connector()["locked"] is False
+    wait_status(csms, "Available", start)
 
 
 def test_tc_031_unlock_connector_unknown_connector(

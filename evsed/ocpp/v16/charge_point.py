@@ -76,8 +76,10 @@ class V16ChargePoint(FirmwareHandlers, ChargePoint):  # type: ignore[misc]
         self._ops.reset("Hard" if type == "Hard" else "Soft")
 
     @on(Action.unlock_connector)
-    def on_unlock(self, connector_id: int, **_: Any) -> call_result.UnlockConnector:
-        return call_result.UnlockConnector(status=self._ops.unlock(connector_id))
+    async def on_unlock(self, connector_id: int, **_: Any) -> call_result.UnlockConnector:
+        # Waits for the lock's feedback (at most about a second): the answer says whether
+        # the connector opened (OCPP 1.6 §5.18).
+        return call_result.UnlockConnector(status=await self._ops.unlock(connector_id))
 
     # -- §5.3 / §5.8 / §5.4 / §5.6 ------------------------------------------------------------
 

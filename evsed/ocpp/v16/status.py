@@ -12,6 +12,7 @@ ERROR_CODES: dict[Fault, str] = {
     Fault.CONTACTOR_STUCK_OPEN: "PowerSwitchFailure",
     Fault.OVER_TEMPERATURE: "HighTemperature",
     Fault.OVER_CURRENT: "OverCurrentFailure",
+    Fault.CONNECTOR_LOCK: "ConnectorLockFailure",
     Fault.MCU_LINK_LOST: "InternalError",
     Fault.MCU_FAILSAFE: "InternalError",
     Fault.CP_DIODE: "EVCommunicationError",
