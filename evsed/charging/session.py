@@ -107,6 +107,10 @@ def _apply(s: ConnectorState, event: Event, now: float, out: list[Command]) -> C
             s = dataclasses.replace(s, lock_held=False)
             if s.tx_active and s.stop_reason is None:
                 return _request_stop(s, StopReason.UNLOCK_COMMAND, now)
+            if s.plugged and not s.tx_active:
+                # A session authorized but not started (it may be waiting for a fault to
+                # clear) holds the lock: unlocking gives it up, so the cable can come out.
+                return dataclasses.replace(s, auth_tag=None, auth_deadline=None)
             return s
         case LockPositionRead(locked=locked):
             return dataclasses.replace(s, lock_confirmed=locked)

@@ -524,6 +524,23 @@ CASES = [
         contactor_closed=True,
     ),
     Case(
+        # Plugged and authorized, locked, but a fault keeps the transaction from starting:
+        # UnlockConnector gives the session up and releases the cable.
+        "unlock_command_gives_up_a_session_that_has_not_started",
+        [
+            (0, cp(B)),
+            (1, TagPresented(TAG)),
+            (1.2, AuthAccepted(TAG)),
+            (1.25, FaultRaised(Fault.OVER_TEMPERATURE)),
+            (1.3, LockPositionRead(True)),
+            (2, TimePassed()),
+            (3, UnlockRequested()),
+        ],
+        [Authorize(TAG), LockConnector(), ShowStateF(), StopPwm(), UnlockConnector()],
+        Phase.WAITING_FOR_AUTH,
+        settings=Settings(has_lock=True),
+    ),
+    Case(
         "unlock_command_ends_the_transaction_then_unlocks",
         [*locked_and_charging(), (10, UnlockRequested()), (10.5, cp(B))],
         [
