@@ -183,13 +183,10 @@ class Rig:
             return False
         try:
             answer = self.csms.api("/api/remote-stop", {"cp": CP, "transaction_id": tx_id})
-        except AdminApiError as exc:
-            # The CSMS just came back and the charger has not reconnected yet.
-            if exc.status != 404:
+        except (AdminApiError, urllib.error.URLError, TimeoutError) as exc:
+            # Not answering, or (404) just back and the charger has not reconnected yet.
+            if isinstance(exc, AdminApiError) and exc.status != 404:
                 raise
-            self.note(f"remote stop not possible: {exc}")
-            return False
-        except (urllib.error.URLError, TimeoutError) as exc:  # the CSMS is not answering
             self.note(f"remote stop not possible: {exc}")
             return False
         return bool(answer.get("result", {}).get("status") == "Accepted")
