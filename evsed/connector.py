@@ -218,10 +218,15 @@ class ConnectorRunner:
             self._send_control(ack_faults=want_ack)
 
     async def unlock(self) -> bool:
-        """OCPP UnlockConnector without a transaction: release the lock and wait until its
-        feedback says unlocked (True), or until the MCU has had time to give up (False).
-        After an earlier failed attempt the MCU is asked for a new one (``lock_retry``)."""
+        """OCPP UnlockConnector: release the lock and wait until its feedback says unlocked
+        (True), or until the MCU has had time to give up (False). After an earlier failed
+        attempt the MCU is asked for a new one (``lock_retry``).
+
+        With a transaction, the transaction ends first and the lock opens once the EV has left
+        C (up to 6 s later), so the answer is True at once (OCPP 1.6 §5.18)."""
         self.feed(UnlockRequested())
+        if self.state.tx_active:
+            return True
         status = self.pilot_status
         if status is not None and self._pilot.link_ok and not status.locked:
             return True

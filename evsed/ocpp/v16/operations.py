@@ -19,7 +19,6 @@ from evsed.charging.events import (
     SettingsChanged,
     StopReason,
     StopRequested,
-    UnlockRequested,
 )
 from evsed.charging.state import Settings
 from evsed.connector import ConnectorRunner
@@ -184,17 +183,9 @@ class CsmsOperations:
     # -- unlock (§5.18) -----------------------------------------------------------------------
 
     async def unlock(self, connector_id: int) -> str:
-        """With a transaction, the transaction ends first and the lock opens once the EV has
-        left C, so the answer cannot wait for it; without one, the answer is what the lock's
-        feedback says (the wait is bounded by the MCU's lock timeout)."""
         runner = self._connectors.get(connector_id)
-        if runner is None:
+        if runner is None or not runner.state.settings.has_lock:
             return "NotSupported"
-        if not runner.state.settings.has_lock:
-            return "NotSupported"
-        if runner.state.tx_active:
-            runner.feed(UnlockRequested())
-            return "Unlocked"
         return "Unlocked" if await runner.unlock() else "UnlockFailed"
 
     # -- configuration (§5.3, §5.8) -----------------------------------------------------------
