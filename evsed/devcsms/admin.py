@@ -6,7 +6,7 @@ loop; anything touching charge points or CSMS state runs on that loop through
 
 Routes (JSON bodies; API-level failures answer ``{"detail": "..."}``):
 ``GET /api/messages[?cp=&action=&since=]``, ``GET /api/chargers``, ``GET /api/transactions``,
-``POST /api/call``, ``POST /api/remote-start``, ``POST /api/remote-stop``,
+``POST /api/call``, ``POST /api/send-raw``, ``POST /api/remote-start``, ``POST /api/remote-stop``,
 ``POST /api/boot-status``, ``GET|POST /api/id-tags`` (per-tag IdTagInfo), ``GET|POST
 /api/answers`` (drop, delay or refuse a charger's CALLs of one action), ``GET|HEAD
 /files/<name>``.
@@ -256,6 +256,26 @@ class _AdminHandler(BaseHTTPRequestHandler):
             validate=body.get("validate", True) is not False,
         )
 
+    def _send_raw(self, body: dict[str, Any]) -> tuple[HTTPStatus, Any]:
+        """``{"cp", "frame", "timeout"?}``: send ``frame`` (a string) as it is; the answer is
+        ``{"id", "result"}`` / ``{"id", "error"}``, or ``{"id": null}`` for a frame without a
+        readable message id."""
+        cp_id, frame = _require(body, "cp", str), _require(body, "frame", str)
+        timeout = body.get("timeout", self.server.backend.call_timeout)
+        if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
+            raise ApiError(HTTPStatus.BAD_REQUEST, "'timeout' must be a positive number")
+        coro = self.server.backend.send_raw(cp_id, frame, timeout=float(timeout))
+        try:
+            outcome = self._on_loop(coro, float(timeout) + _LOOP_GRACE)
+        except ChargerNotConnected as exc:
+            raise ApiError(HTTPStatus.NOT_FOUND, str(exc)) from exc
+        except ChargerGone as exc:
+            raise ApiError(HTTPStatus.BAD_GATEWAY, str(exc)) from exc
+        except TimeoutError as exc:
+            detail = f"{cp_id} did not answer the frame within {timeout:g} s"
+            raise ApiError(HTTPStatus.GATEWAY_TIMEOUT, detail) from exc
+        return HTTPStatus.OK, {"id": None} if outcome is None else outcome.to_json()
+
     def _remote_start(self, body: dict[str, Any]) -> tuple[HTTPStatus, Any]:
         payload: dict[str, Any] = {"idTag": _require(body, "id_tag", str)}
         if body.get("connector_id") is not None:
@@ -323,7 +343,8 @@ class _AdminHandler(BaseHTTPRequestHandler):
         return HTTPStatus.OK, self._on_loop(self.server.backend.answer_rules(), _LOOP_GRACE)
 
     def _set_answer(self, body: dict[str, Any]) -> tuple[HTTPStatus, Any]:
-        """``{"action", "mode", "delay"?, "times"?}``; mode ``normal`` removes the rule."""
+        """``{"action", "mode", "delay"?, "times"?, "code"?}``; mode ``normal`` removes the
+        rule; ``code`` is the errorCode of mode ``error``."""
         action = _require(body, "action", str)
         mode = _require(body, "mode", str)
         rule = None
@@ -332,7 +353,12 @@ class _AdminHandler(BaseHTTPRequestHandler):
             if not isinstance(delay, int | float) or isinstance(delay, bool):
                 raise ApiError(HTTPStatus.BAD_REQUEST, "'delay' must be a number")
             try:
-                rule = AnswerRule(mode, float(delay), _optional(body, "times", int))
+                rule = AnswerRule(
+                    mode,
+                    float(delay),
+                    _optional(body, "times", int),
+                    _optional(body, "code", str) or "InternalError",
+                )
             except ValueError as exc:
                 raise ApiError(HTTPStatus.BAD_REQUEST, str(exc)) from exc
         coro = self.server.backend.set_answer_rule(action, rule)
@@ -349,6 +375,7 @@ _ROUTES: dict[tuple[str, str], _Route] = {
     ("GET", "/api/chargers"): _AdminHandler._chargers,
     ("GET", "/api/transactions"): _AdminHandler._transactions,
     ("POST", "/api/call"): _AdminHandler._call,
+    ("POST", "/api/send-raw"): _AdminHandler._send_raw,
     ("POST", "/api/remote-start"): _AdminHandler._remote_start,
     ("POST", "/api/remote-stop"): _AdminHandler._remote_stop,
     ("POST", "/api/boot-status"): _AdminHandler._boot_status,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import json
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
@@ -38,6 +39,17 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 def handles(action: Action) -> Callable[[_F], _F]:
     """Typed wrapper of ``ocpp.routing.on`` (the library ships no type hints)."""
     return cast(Callable[[_F], _F], on(action))
+
+
+def _readable_id(text: str) -> str | None:
+    """The message id of a frame (its second element, a string), if it has one."""
+    try:
+        frame = json.loads(text)
+    except ValueError:
+        return None
+    if isinstance(frame, list) and len(frame) >= 2 and isinstance(frame[1], str):
+        return frame[1]
+    return None
 
 
 def _reason(exc: OCPPError) -> str:
@@ -124,7 +136,7 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # ocpp ships no type 
         if rule.mode == "drop":
             _FRAMES.info("%s: not answering %s (answer rule)", self.id, frame.action, extra=extra)
         elif rule.mode == "error":
-            error = CallError(frame.id, "InternalError", "answer rule of the development CSMS", {})
+            error = CallError(frame.id, rule.code, "answer rule of the development CSMS", {})
             await self._send(error.to_json())
         else:
             # Answered from a task: the receive loop goes on meanwhile, as on a slow CSMS.
@@ -210,6 +222,33 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # ocpp ships no type 
             except OCPPError as exc:
                 validation_error = _reason(exc)
         return CallOutcome(action, unique_id, response.payload, None, validation_error)
+
+    async def send_raw(self, text: str, *, timeout: float) -> CallOutcome | None:
+        """Send ``text`` exactly as given (a hostile or broken CSMS: malformed frames, missing
+        payloads) and, when it carries a readable message id, wait for the answer to that id.
+
+        None when the frame has no readable id (nothing can answer it). Raises TimeoutError,
+        ChargerGone.
+        """
+        unique_id = _readable_id(text)
+        async with asyncio.timeout(timeout), self._call_lock:
+            if self._closed.is_set():
+                raise ChargerGone(self.id, "raw frame")
+            try:
+                await self._send(text)
+            except ConnectionClosed as exc:
+                raise ChargerGone(self.id, "raw frame") from exc
+            if unique_id is None:
+                return None
+            response = await self._wait_for_response(unique_id, "raw frame")
+        if isinstance(response, CallError):
+            error = {
+                "code": response.error_code,
+                "description": response.error_description,
+                "details": response.error_details,
+            }
+            return CallOutcome("raw frame", unique_id, error=error)
+        return CallOutcome("raw frame", unique_id, response.payload)
 
     async def _wait_for_response(self, unique_id: str, action: str) -> CallResult | CallError:
         while True:

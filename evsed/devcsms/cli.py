@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import signal
+import ssl
 import sys
 import time
 from collections.abc import Sequence
@@ -93,6 +94,7 @@ async def _serve(args: argparse.Namespace) -> int:
         files_dir=args.files,
         journal=journal,
         call_timeout=args.call_timeout,
+        tls=_tls_context(args.tls_cert, args.tls_key),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -107,6 +109,16 @@ async def _serve(args: argparse.Namespace) -> int:
         await csms.stop()
         journal.close()
     return 0
+
+
+def _tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
+    """A server context for wss://, or None for plain ws://."""
+    if cert is None:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key)
+    return context
 
 
 def _print_answer(answer: dict[str, Any]) -> int:
@@ -142,6 +154,8 @@ def _run_client(args: argparse.Namespace) -> int:
             args.cp, args.action, payload, timeout=args.timeout, validate=not args.no_validate
         )
         return _print_answer(answer)
+    if args.command == "send-raw":
+        return _print_answer(client.send_raw(args.cp, args.frame, timeout=args.timeout))
     if args.command == "messages":
         return _messages(client, args)
     if args.command == "chargers":
@@ -158,7 +172,9 @@ def _run_client(args: argparse.Namespace) -> int:
         print(json.dumps(answer, indent=2))
         return 0
     if args.command == "answer":
-        answer = client.set_answer_rule(args.action, args.mode, delay=args.delay, times=args.times)
+        answer = client.set_answer_rule(
+            args.action, args.mode, delay=args.delay, times=args.times, code=args.code
+        )
         print(json.dumps(answer, indent=2))
         return 0
     assert args.command == "boot-status"
@@ -195,6 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="interval sent with Pending/Rejected (default: the heartbeat interval)",
     )
     serve.add_argument("--call-timeout", type=float, default=10.0, metavar="SECONDS")
+    serve.add_argument(
+        "--tls-cert", type=Path, help="serve wss:// with this PEM certificate (chain) file"
+    )
+    serve.add_argument("--tls-key", type=Path, help="private key of --tls-cert (PEM)")
     serve.add_argument("--files", type=Path, help="directory served under /files/")
     serve.add_argument("--journal", type=Path, help="append every frame as JSON lines here")
     serve.add_argument("-v", "--verbose", action="store_true")
@@ -222,6 +242,13 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("action", help="e.g. TriggerMessage")
     call.add_argument("payload", nargs="?", default="{}", help="JSON object (camelCase)")
 
+    raw = commands.add_parser(
+        "send-raw", parents=[api], help="send one frame exactly as typed (malformed ones too)"
+    )
+    raw.add_argument("--cp", required=True)
+    raw.add_argument("--timeout", type=float)
+    raw.add_argument("frame", help='e.g. \'[2,"m2","GetConfiguration"]\'')
+
     messages = commands.add_parser("messages", parents=[api], help="print the journal")
     messages.add_argument("--cp")
     messages.add_argument("--action")
@@ -246,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     answer.add_argument("mode", choices=ANSWER_MODES)
     answer.add_argument("--delay", type=float, default=0.0, metavar="SECONDS")
     answer.add_argument("--times", type=int, help="only the next N CALLs (default: all)")
+    answer.add_argument("--code", help="errorCode of mode error (default: InternalError)")
 
     boot = commands.add_parser("boot-status", parents=[api], help="answer for later boots")
     boot.add_argument("status", choices=BOOT_STATUSES)

@@ -113,6 +113,15 @@ class AdminClient:
         result: dict[str, Any] = self.request("POST", "/api/call", body)
         return result
 
+    def send_raw(self, cp: str, frame: str, *, timeout: float | None = None) -> dict[str, Any]:
+        """Send one raw frame to the charger (``POST /api/send-raw``): its answer, or
+        ``{"id": None}`` when the frame has no readable message id."""
+        body: dict[str, Any] = {"cp": cp, "frame": frame}
+        if timeout is not None:
+            body["timeout"] = timeout
+        result: dict[str, Any] = self.request("POST", "/api/send-raw", body)
+        return result
+
     def remote_start(self, cp: str, id_tag: str, connector_id: int | None = None) -> dict[str, Any]:
         """RemoteStartTransaction (``POST /api/remote-start``)."""
         body: dict[str, Any] = {"cp": cp, "id_tag": id_tag}
@@ -156,11 +165,18 @@ class AdminClient:
         return result
 
     def set_answer_rule(
-        self, action: str, mode: str, *, delay: float = 0.0, times: int | None = None
+        self,
+        action: str,
+        mode: str,
+        *,
+        delay: float = 0.0,
+        times: int | None = None,
+        code: str | None = None,
     ) -> dict[str, Any]:
         """How the charger's CALLs of ``action`` are answered (``POST /api/answers``): ``drop``,
-        ``delay`` (by ``delay`` s), ``error`` (CALLERROR) or ``normal``; ``times`` CALLs only."""
-        body = {"action": action, "mode": mode, "delay": delay, "times": times}
+        ``delay`` (by ``delay`` s), ``error`` (CALLERROR with errorCode ``code``, default
+        InternalError) or ``normal``; ``times`` CALLs only."""
+        body = {"action": action, "mode": mode, "delay": delay, "times": times, "code": code}
         result: dict[str, Any] = self.request("POST", "/api/answers", body)
         return result
 

@@ -118,6 +118,13 @@ class DevCsms:
         result: dict[str, Any] = answer["result"]
         return result
 
+    def send_raw(
+        self, frame: str, cp: str = "CP01", timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Send one frame as typed (``POST /api/send-raw``): the charger's answer, or
+        ``{"id": None}`` for a frame without a readable message id."""
+        return self.admin.send_raw(cp, frame, timeout=timeout)
+
     def set_id_tag(
         self,
         id_tag: str,
@@ -129,10 +136,18 @@ class DevCsms:
         (None: back to the ``--tags`` answer)."""
         self.admin.set_id_tag(id_tag, status, parent_id_tag=parent_id_tag, expiry_date=expiry_date)
 
-    def answer(self, action: str, mode: str, delay: float = 0.0, times: int | None = None) -> None:
+    def answer(
+        self,
+        action: str,
+        mode: str,
+        delay: float = 0.0,
+        times: int | None = None,
+        code: str | None = None,
+    ) -> None:
         """How the charger's CALLs of ``action`` are answered: ``drop`` (never), ``delay``
-        (after ``delay`` s), ``error`` (CALLERROR) or ``normal``; ``times`` CALLs only."""
-        self.admin.set_answer_rule(action, mode, delay=delay, times=times)
+        (after ``delay`` s), ``error`` (CALLERROR with errorCode ``code``) or ``normal``;
+        ``times`` CALLs only."""
+        self.admin.set_answer_rule(action, mode, delay=delay, times=times, code=code)
 
     def stop(self) -> None:
         if self.proc.poll() is None:

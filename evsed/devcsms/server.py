@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Callable
 from datetime import datetime
 from http import HTTPStatus
@@ -71,7 +72,10 @@ class DevCsms:
         call_timeout: float = DEFAULT_CALL_TIMEOUT,
         id_factory: Callable[[], object] | None = None,
         clock: Callable[[], datetime] = utc_now,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        """``tls``: serve the OCPP endpoint as wss:// with this server context."""
+        self._tls = tls
         self.state = CsmsState(settings or CsmsSettings(), clock=clock)
         self.journal = journal if journal is not None else Journal(clock=clock)
         self.call_timeout = call_timeout
@@ -95,6 +99,7 @@ class DevCsms:
             self._port,
             subprotocols=[Subprotocol(SUBPROTOCOL)],
             process_request=self._check_request,
+            ssl=self._tls,
         )
         self._port = self._server.sockets[0].getsockname()[1]
         self._admin = AdminServer(
@@ -131,7 +136,8 @@ class DevCsms:
     @property
     def ws_url(self) -> str:
         """Base URL of the OCPP endpoint; charge points append ``/<id>``."""
-        return f"ws://{self._host}:{self._port}{PATH_PREFIX.rstrip('/')}"
+        scheme = "wss" if self._tls is not None else "ws"
+        return f"{scheme}://{self._host}:{self._port}{PATH_PREFIX.rstrip('/')}"
 
     @property
     def http_url(self) -> str:
@@ -209,6 +215,17 @@ class DevCsms:
         return await live[0].call_raw(
             action, payload, timeout=timeout or self.call_timeout, validate=validate
         )
+
+    async def send_raw(self, cp_id: str, text: str, *, timeout: float | None = None) -> Any:
+        """Send one raw websocket message to a connected charge point; its answer (a
+        CallOutcome) when the message has a readable id, else None.
+
+        Raises ChargerNotConnected, TimeoutError, ChargerGone.
+        """
+        live = self._live.get(cp_id)
+        if live is None:
+            raise ChargerNotConnected(cp_id)
+        return await live[0].send_raw(text, timeout=timeout or self.call_timeout)
 
     async def set_boot_status(self, status: str) -> dict[str, Any]:
         """Change what later BootNotifications get (current connections are not re-booted)."""

@@ -49,12 +49,15 @@ class AnswerRule:
     """A deviation from answering CALLs of one action at once (to test a charger's timeouts).
 
     ``drop``: never answer; ``delay``: answer after ``delay`` seconds; ``error``: answer with a
-    CALLERROR (InternalError). ``times`` CALLs are affected, then the rule is gone (None: all).
+    CALLERROR whose errorCode is ``code`` (InternalError by default; any string, so that a
+    charger can be tried with a code OCPP does not define). ``times`` CALLs are affected, then
+    the rule is gone (None: all).
     """
 
     mode: str
     delay: float = 0.0
     times: int | None = None
+    code: str = "InternalError"
 
     def __post_init__(self) -> None:
         if self.mode not in ANSWER_MODES or self.mode == "normal":
@@ -63,6 +66,8 @@ class AnswerRule:
             raise ValueError("delay must not be negative")
         if self.times is not None and self.times < 1:
             raise ValueError("times must be at least 1")
+        if not self.code:
+            raise ValueError("code must not be empty")
 
 
 @dataclass
@@ -231,7 +236,11 @@ class CsmsState:
 
     def answer_rules_snapshot(self) -> dict[str, dict[str, Any]]:
         """JSON-ready copy of the answer rules."""
-        return {action: asdict(rule) for action, rule in self.answer_rules.items()}
+        snapshot = {action: asdict(rule) for action, rule in self.answer_rules.items()}
+        for rule in snapshot.values():
+            if rule["mode"] != "error":
+                del rule["code"]  # only a refusal has an errorCode
+        return snapshot
 
     def start_transaction(
         self, cp_id: str, connector_id: int, id_tag: str, meter_start: int

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ocpp.exceptions import InternalError
+from ocpp.exceptions import InternalError, UnknownCallErrorCodeError
 from ocpp.v16 import call
 
 from evsed.devcsms import AdminApiError, AdminClient, DevCsms
@@ -154,3 +154,37 @@ def test_process_takes_id_tags_and_restarts_on_the_same_ports(tmp_path: Path) ->
         assert csms.api("/api/answers") == {}
     finally:
         csms.stop()
+
+
+async def test_refusals_carry_the_chosen_error_code_even_one_ocpp_does_not_define(
+    csms: DevCsms, connect: ChargerFactory
+) -> None:
+    charger = await connect("CP01")
+    api = AdminClient(csms.http_url, timeout=10)
+    rules = await asyncio.to_thread(
+        api.set_answer_rule, "Heartbeat", "error", code="NoSuchErrorCode", times=1
+    )
+    assert rules == {
+        "Heartbeat": {"mode": "error", "delay": 0.0, "times": 1, "code": "NoSuchErrorCode"}
+    }
+    with pytest.raises(UnknownCallErrorCodeError, match="NoSuchErrorCode"):
+        await charger.call(call.Heartbeat(), suppress=False)
+    entries = await asyncio.to_thread(api.messages, action="Heartbeat")
+    assert entries[-1]["type"] == 4
+    assert entries[-1]["payload"]["errorCode"] == "NoSuchErrorCode"
+
+
+async def test_raw_frames_go_out_as_typed_and_their_answer_comes_back(
+    csms: DevCsms, connect: ChargerFactory
+) -> None:
+    charger = await connect("CP01")
+    api = AdminClient(csms.http_url, timeout=10)
+    # The test charger (the ocpp library) answers a CALL of an action it has no handler for.
+    answer = await asyncio.to_thread(api.send_raw, "CP01", '[2,"r1","ClearCache",{}]', timeout=2)
+    assert answer["id"] == "r1"
+    assert answer["error"]["code"] == "NotImplemented"
+    # No readable message id: nothing can answer, and the API says so at once.
+    assert await asyncio.to_thread(api.send_raw, "CP01", "not json") == {"id": None}
+    entries = await asyncio.to_thread(api.messages, cp="CP01")
+    assert [e for e in entries if e["dir"] == "out" and e["type"] is None]
+    assert charger.remote_starts == []

@@ -112,3 +112,51 @@ async def test_serve_cli_and_sigterm(
     ]
     assert {e["cp"] for e in journal} == {"CP01"}
     assert [e["i"] for e in journal] == list(range(len(journal)))
+
+
+async def test_serve_with_tls_speaks_wss(tmp_path: Path) -> None:
+    import ssl
+
+    import websockets
+    from tls_support import TestCa
+    from websockets.typing import Subprotocol
+
+    ca = TestCa(tmp_path / "pki")
+    server = ca.issue_server("csms", ["localhost", "127.0.0.1"])
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "evsed.devcsms",
+        "serve",
+        "--port",
+        "0",
+        "--http-port",
+        "0",
+        "--tls-cert",
+        str(server.cert),
+        "--tls-key",
+        str(server.key),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        assert process.stdout is not None
+        line = (await asyncio.wait_for(process.stdout.readline(), 10)).decode().strip()
+        ws_url = re.search(r"ws=(\S+)", line)
+        assert ws_url and ws_url.group(1).startswith("wss://127.0.0.1:")
+        trust = ssl.create_default_context(cafile=ca.cert)
+        async with websockets.connect(
+            ws_url.group(1) + "/CP01", ssl=trust, subprotocols=[Subprotocol("ocpp1.6")]
+        ) as ws:
+            await ws.send('[2,"b1","Heartbeat",{}]')
+            answer = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert answer[0:2] == [3, "b1"] and "currentTime" in answer[2]
+        # Without the test CA the server's certificate is not trusted.
+        with pytest.raises(ssl.SSLCertVerificationError):
+            async with websockets.connect(
+                ws_url.group(1) + "/CP02", ssl=ssl.create_default_context()
+            ):
+                pass
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.wait(), 10)
