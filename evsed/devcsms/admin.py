@@ -62,6 +62,11 @@ class AdminBackend(Protocol):
     ) -> CallOutcome:
         """Send a CALL to a charge point."""
 
+    async def send_raw(
+        self, cp_id: str, text: str, *, timeout: float | None = None
+    ) -> CallOutcome | None:
+        """Send one raw frame to a charge point; its answer if the frame has an id."""
+
     async def set_boot_status(self, status: str) -> dict[str, Any]:
         """Change later BootNotification answers."""
 

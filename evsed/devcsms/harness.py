@@ -103,11 +103,17 @@ class DevCsms:
         return calls
 
     def call(
-        self, action: str, payload: dict[str, Any], cp: str = "CP01", timeout: float | None = None
+        self,
+        action: str,
+        payload: dict[str, Any],
+        cp: str = "CP01",
+        timeout: float | None = None,
+        *,
+        validate: bool = True,
     ) -> dict[str, Any]:
         """Send a CALL to the charger (``POST /api/call``): ``{"id", "result"}`` or
-        ``{"id", "error"}``."""
-        return self.admin.call(cp, action, payload, timeout=timeout)
+        ``{"id", "error"}``; ``validate=False`` sends a payload that breaks the schema."""
+        return self.admin.call(cp, action, payload, timeout=timeout, validate=validate)
 
     def result(
         self, action: str, payload: dict[str, Any], cp: str = "CP01", timeout: float | None = None

@@ -216,7 +216,9 @@ class DevCsms:
             action, payload, timeout=timeout or self.call_timeout, validate=validate
         )
 
-    async def send_raw(self, cp_id: str, text: str, *, timeout: float | None = None) -> Any:
+    async def send_raw(
+        self, cp_id: str, text: str, *, timeout: float | None = None
+    ) -> CallOutcome | None:
         """Send one raw websocket message to a connected charge point; its answer (a
         CallOutcome) when the message has a readable id, else None.
 

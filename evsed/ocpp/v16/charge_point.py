@@ -11,14 +11,29 @@ import asyncio
 import logging
 from typing import Any
 
+from ocpp.exceptions import GenericError, OCPPError, UnknownCallErrorCodeError
+from ocpp.messages import Call, CallError, CallResult
 from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint, call_result
 from ocpp.v16.enums import Action
 
+from evsed.ocpp import rpc
 from evsed.ocpp.v16.firmware import FirmwareHandlers
 from evsed.ocpp.v16.operations import CsmsOperations
 
 log = logging.getLogger(__name__)
+
+_ACTIONS = frozenset(str(a.value) for a in Action)
+# OCPP-J 1.6 §4.2.3 spellings of the RPC error kinds.
+ERROR_CODES: dict[rpc.ErrorKind, str] = {
+    rpc.ErrorKind.NOT_IMPLEMENTED: "NotImplemented",
+    rpc.ErrorKind.NOT_SUPPORTED: "NotSupported",
+    rpc.ErrorKind.FORMATION: "FormationViolation",
+    rpc.ErrorKind.PROTOCOL: "ProtocolError",
+    rpc.ErrorKind.TYPE_CONSTRAINT: "TypeConstraintViolation",
+    rpc.ErrorKind.PROPERTY_CONSTRAINT: "PropertyConstraintViolation",
+    rpc.ErrorKind.INTERNAL: "InternalError",
+}
 
 
 class V16ChargePoint(FirmwareHandlers, ChargePoint):  # type: ignore[misc]
@@ -30,8 +45,54 @@ class V16ChargePoint(FirmwareHandlers, ChargePoint):  # type: ignore[misc]
         self._remote_start_accepted = False
 
     async def route_message(self, raw_msg: str) -> None:
+        """Every frame from the CSMS, read by :mod:`evsed.ocpp.rpc` before the library sees it:
+        a CALL whose message id is readable always gets an answer, with an OCPP-J 1.6 error
+        code when it cannot be served (§4.2.3)."""
         log.debug("<- %s", raw_msg)
-        await super().route_message(raw_msg)
+        frame = rpc.read_frame(raw_msg)
+        match frame:
+            case rpc.Reply(type=rpc.CALLRESULT):
+                self._response_queue.put_nowait(CallResult(*frame.frame[1:]))
+            case rpc.Reply():
+                self._response_queue.put_nowait(CallError(*frame.frame[1:]))
+            case rpc.FrameError():
+                log.warning("malformed frame from the CSMS: %s", frame.description)
+                if frame.unique_id is not None:
+                    await self._send_error(frame.unique_id, frame.kind, frame.description)
+            case rpc.IncomingCall():
+                await self._serve_call(frame)
+
+    async def _serve_call(self, frame: rpc.IncomingCall) -> None:
+        if frame.action not in self.route_map:
+            known = frame.action in _ACTIONS
+            kind = rpc.ErrorKind.NOT_SUPPORTED if known else rpc.ErrorKind.NOT_IMPLEMENTED
+            log.info("CALL %.40s from the CSMS: %s", frame.action, kind.value)
+            await self._send_error(frame.unique_id, kind, f"{frame.action[:40]}: {kind.value}")
+            return
+        problem = rpc.schema_problem(self._ocpp_version, frame.action, frame.payload)
+        if problem is not None:
+            log.warning("CALL %s from the CSMS: %s", frame.action, problem.description)
+            await self._send_error(frame.unique_id, problem.kind, problem.description)
+            return
+        try:
+            await self._handle_call(Call(frame.unique_id, frame.action, frame.payload))
+        except OCPPError as exc:
+            # Our own answer broke its schema: a bug here, not the CSMS's fault.
+            log.error("answering %s failed: %s", frame.action, exc)
+            await self._send_error(frame.unique_id, rpc.ErrorKind.INTERNAL, "answer not valid")
+
+    async def _send_error(self, unique_id: str, kind: rpc.ErrorKind, description: str) -> None:
+        error = CallError(unique_id, ERROR_CODES[kind], description, {})
+        await self._send(error.to_json())
+
+    async def call(self, payload: Any, suppress: bool = False, **kw: Any) -> Any:
+        """The library's ``call``, with every CALLERROR raised as an ``OCPPError``: one whose
+        code OCPP does not define is a GenericError (a refusal like any other), not the
+        library's UnknownCallErrorCodeError, which no caller would expect."""
+        try:
+            return await super().call(payload, suppress=False, **kw)
+        except UnknownCallErrorCodeError as exc:
+            raise GenericError(description=str(exc)[:200]) from None
 
     async def _send(self, message: str) -> None:
         log.debug("-> %s", message)
