@@ -165,7 +165,7 @@ class Daemon:
                 self.firmware_version,
                 config.charger.id,
                 config.hal.kind,
-                url,
+                link.display_url,
             )
             await stop.wait()
         finally:
@@ -387,7 +387,7 @@ class Daemon:
             "firmware_version": self.firmware_version,
             "hal": self.config.hal.kind,
             "ocpp": {
-                "url": service.link.url,
+                "url": service.link.display_url,
                 "connection": str(service.link.state),
                 "registration": service.registration,
                 "outbox_pending": pending,

@@ -3,6 +3,9 @@
 Reconnects use exponential backoff with full random jitter, so that a fleet that lost its CSMS
 does not come back in one wave. ``set_network(False)`` cuts the connection and holds it down
 (the simulator's ``sim network down``); TLS and HTTP Basic auth plug in as connect arguments.
+A ``wss://`` URL without a TLS context of its own gets a verifying one: the system's trust
+store, the hostname checked, TLS 1.2 or newer. A password in the URL (Basic auth as userinfo)
+is never shown: ``display_url`` and every log line carry ``user:***@`` instead.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import logging
 import random
 import ssl
 from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit, urlunsplit
 
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
@@ -47,10 +51,13 @@ class CsmsLink:
         rng: random.Random | None = None,
     ) -> None:
         self.url = url
+        self.display_url = redact_url(url)
         self.state = LinkState.DISCONNECTED
         self.last_error = ""
         self._min, self._max = reconnect_min_s, reconnect_max_s
         self._ping = ping_interval_s or None
+        if ssl_context is None and url.startswith("wss://"):
+            ssl_context = verifying_context()
         self._ssl, self._headers = ssl_context, headers
         self._rng = rng or random.Random()
         self._network_up = asyncio.Event()
@@ -106,12 +113,12 @@ class CsmsLink:
                         raise ConnectionError(f"CSMS did not agree to {SUBPROTOCOL}")
                     self._connection, self.state, attempt = ws, LinkState.CONNECTED, 0
                     self.last_error = ""
-                    log.info("connected to CSMS %s", self.url)
+                    log.info("connected to CSMS %s", self.display_url)
                     await session(ws)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # any failure of one connection: log, back off, retry
-                self.last_error = _describe(exc)
+                self.last_error = _describe(exc).replace(self.url, self.display_url)
                 log.warning("CSMS connection failed or lost: %s", self.last_error)
             finally:
                 self._connection = None
@@ -123,6 +130,23 @@ class CsmsLink:
                 self.state = LinkState.DISCONNECTED
                 log.info("reconnecting to CSMS in %.1f s", delay)
                 await asyncio.sleep(delay)
+
+
+def verifying_context() -> ssl.SSLContext:
+    """TLS client context: the system's trust store, hostname checked, TLS 1.2 or newer."""
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+def redact_url(url: str) -> str:
+    """``url`` with the password of its userinfo (if any) replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def _describe(exc: BaseException) -> str:
