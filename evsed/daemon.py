@@ -22,11 +22,12 @@ from evsed.control.snapshot import connector_snapshot
 from evsed.hardware import Hardware, build_hardware
 from evsed.ocpp.transport import CsmsLink
 from evsed.ocpp.v16.authorization import Authorizer
+from evsed.ocpp.v16.charge_point import served_actions, supported_profiles
 from evsed.ocpp.v16.configuration import ConfigurationKeys
-from evsed.ocpp.v16.metering import SUPPORTED_MEASURANDS
+from evsed.ocpp.v16.metering import SUPPORTED_MEASURANDS, MeterValueBuilder
 from evsed.ocpp.v16.operations import CsmsOperations, ResetType, settings_from_keys
 from evsed.ocpp.v16.service import OcppV16Service
-from evsed.ocpp.v16.settings import KeyAuthSettings, KeyMeasurands, key_defaults
+from evsed.ocpp.v16.settings import KeyAuthSettings, key_defaults
 from evsed.ocpp.v16.transactions import V16Transactions
 from evsed.ota.rauc import Rauc, RaucError, SystemStatus
 from evsed.store import kv
@@ -71,9 +72,12 @@ class Daemon:
             db,
             defaults=key_defaults(config),
             number_of_connectors=1,
-            supported_profiles=["Core", "LocalAuthListManagement"],
+            supported_profiles=supported_profiles(
+                served_actions(firmware_updates=config.ota.enabled)
+            ),
             measurands=SUPPORTED_MEASURANDS,
         )
+        meter_values = MeterValueBuilder(keys.get_csl, config.charging.phases)
         hardware = self.hardware = await build_hardware(config)
         await self._slot_firmware_version()
         url = config.csms.url.rstrip("/") + "/" + config.charger.id
@@ -87,8 +91,7 @@ class Daemon:
             store,
             wall_clock=utcnow,
             wake_outbox=lambda: service.wake_outbox(),
-            meter_settings=KeyMeasurands(keys),
-            phases=config.charging.phases,
+            meter_values=meter_values,
         )
         runner = ConnectorRunner(
             CONNECTOR_ID,
@@ -112,6 +115,7 @@ class Daemon:
             transactions,
             link,
             keys,
+            meter_values=meter_values,
             firmware_version=self.firmware_version,
             wall_clock=utcnow,
         )
@@ -197,7 +201,7 @@ class Daemon:
         ota = self.config.ota
         if not ota.enabled:
             return None
-        from evsed.ocpp.v16.firmware import FirmwareOperations, trigger_sender
+        from evsed.ocpp.v16.firmware import FirmwareOperations
         from evsed.ota.certificates import CertificateStore
         from evsed.ota.manager import FirmwareManager
 
@@ -218,12 +222,7 @@ class Daemon:
             now=utcnow,
             slots_changed=self._slots_changed,
         )
-        ops.firmware = FirmwareOperations(
-            manager,
-            certificates,
-            send_triggered=trigger_sender(service, manager, self.runners, keys, utcnow),
-            now=utcnow,
-        )
+        ops.firmware = FirmwareOperations(manager, certificates, now=utcnow)
         return manager
 
     async def _health(self, service: OcppV16Service) -> str | None:

@@ -13,15 +13,43 @@ from typing import Any
 
 from ocpp.exceptions import GenericError, OCPPError, UnknownCallErrorCodeError
 from ocpp.messages import Call, CallError, CallResult
-from ocpp.routing import after, on
+from ocpp.routing import after, create_route_map, on
 from ocpp.v16 import ChargePoint, call_result
 from ocpp.v16.enums import Action
 
 from evsed.ocpp import rpc
+from evsed.ocpp.v16.configuration_keys import FEATURE_PROFILES
 from evsed.ocpp.v16.firmware import FirmwareHandlers
 from evsed.ocpp.v16.operations import CsmsOperations
+from evsed.ocpp.v16.trigger import TriggeredMessages, TriggerHandlers
 
 log = logging.getLogger(__name__)
+
+# The CSMS-initiated operations of each OCPP 1.6 feature profile (§3).
+PROFILE_ACTIONS: dict[str, frozenset[str]] = {
+    "Core": frozenset(
+        {
+            "ChangeAvailability",
+            "ChangeConfiguration",
+            "ClearCache",
+            "DataTransfer",
+            "GetConfiguration",
+            "RemoteStartTransaction",
+            "RemoteStopTransaction",
+            "Reset",
+            "UnlockConnector",
+        }
+    ),
+    "FirmwareManagement": frozenset({"GetDiagnostics", "UpdateFirmware"}),
+    "LocalAuthListManagement": frozenset({"GetLocalListVersion", "SendLocalList"}),
+    "Reservation": frozenset({"CancelReservation", "ReserveNow"}),
+    "SmartCharging": frozenset(
+        {"ClearChargingProfile", "GetCompositeSchedule", "SetChargingProfile"}
+    ),
+    "RemoteTrigger": frozenset({"TriggerMessage"}),
+}
+# Served only with [ota] enabled: the firmware manager does the work.
+FIRMWARE_ACTIONS = frozenset({"UpdateFirmware", "SignedUpdateFirmware", "InstallCertificate"})
 
 _ACTIONS = frozenset(str(a.value) for a in Action)
 # OCPP-J 1.6 §4.2.3 spellings of the RPC error kinds.
@@ -36,13 +64,40 @@ ERROR_CODES: dict[rpc.ErrorKind, str] = {
 }
 
 
-class V16ChargePoint(FirmwareHandlers, ChargePoint):  # type: ignore[misc]
+def served_actions(*, firmware_updates: bool) -> frozenset[str]:
+    """The actions a charge point built with these features routes to a handler."""
+    routed = frozenset(str(action) for action in create_route_map(V16ChargePoint))
+    return routed if firmware_updates else routed - FIRMWARE_ACTIONS
+
+
+def supported_profiles(actions: frozenset[str]) -> list[str]:
+    """SupportedFeatureProfiles (§9.1) derived from what is served: a profile is listed when
+    its operations are handled here (FirmwareManagement by UpdateFirmware so far; its
+    GetDiagnostics is answered NotSupported until remote diagnostics exist)."""
+    return [p for p in FEATURE_PROFILES if PROFILE_ACTIONS[p] & actions]
+
+
+class V16ChargePoint(TriggerHandlers, FirmwareHandlers, ChargePoint):  # type: ignore[misc]
     """One websocket session with the CSMS, speaking OCPP 1.6J."""
 
-    def __init__(self, charger_id: str, connection: Any, ops: CsmsOperations, **kw: Any):
+    route_map: dict[str, Any]  # the library's: action -> its handlers
+
+    def __init__(
+        self,
+        charger_id: str,
+        connection: Any,
+        ops: CsmsOperations,
+        triggers: TriggeredMessages,
+        *,
+        firmware_updates: bool,
+        **kw: Any,
+    ):
         super().__init__(charger_id, connection, **kw)
         self._ops = ops
+        self._triggers = triggers
         self._remote_start_accepted = False
+        served = served_actions(firmware_updates=firmware_updates)
+        self.route_map = {a: h for a, h in self.route_map.items() if a in served}
 
     async def route_message(self, raw_msg: str) -> None:
         """Every frame from the CSMS, read by :mod:`evsed.ocpp.rpc` before the library sees it:
@@ -102,10 +157,18 @@ class V16ChargePoint(FirmwareHandlers, ChargePoint):  # type: ignore[misc]
 
     @on(Action.remote_start_transaction)
     def on_remote_start(
-        self, id_tag: str, connector_id: int | None = None, **_: Any
+        self,
+        id_tag: str,
+        connector_id: int | None = None,
+        charging_profile: dict[str, Any] | None = None,
+        **_: Any,
     ) -> call_result.RemoteStartTransaction:
         # Decide now, act after the answer is sent (the StartTransaction must follow it).
-        self._remote_start_accepted = self._ops.remote_start_possible(connector_id)
+        # §5.11: a chargingProfile given here must be a TxProfile.
+        purpose = (charging_profile or {}).get("charging_profile_purpose", "TxProfile")
+        self._remote_start_accepted = purpose == "TxProfile" and self._ops.remote_start_possible(
+            connector_id
+        )
         status = "Accepted" if self._remote_start_accepted else "Rejected"
         return call_result.RemoteStartTransaction(status=status)
 

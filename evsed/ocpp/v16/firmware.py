@@ -1,9 +1,10 @@
-"""Firmware Management and the Security Whitepaper's signed-update operations, plus
-TriggerMessage: UpdateFirmware (§6.xx of the Firmware Management profile), SignedUpdateFirmware,
-InstallCertificate (ManufacturerRootCertificate), TriggerMessage / ExtendedTriggerMessage.
+"""Firmware Management and the Security Whitepaper's signed-update operations:
+UpdateFirmware (§6.xx of the Firmware Management profile), SignedUpdateFirmware,
+InstallCertificate (ManufacturerRootCertificate).
 
 The handler mixin answers; :class:`FirmwareOperations` decides and hands the work to the
-:class:`evsed.ota.manager.FirmwareManager`.
+:class:`evsed.ota.manager.FirmwareManager`. With ``[ota]`` disabled these actions are not routed
+at all (the charge point answers NotSupported), so the handlers always have a manager.
 """
 
 from __future__ import annotations
@@ -26,18 +27,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# TriggerMessage (§5.17 of the Remote Trigger profile): what we can send on request.
-TRIGGERABLE = frozenset(
-    {
-        "BootNotification",
-        "Heartbeat",
-        "StatusNotification",
-        "FirmwareStatusNotification",
-        "MeterValues",
-    }
-)
-Sender = Callable[[str, int | None], Coroutine[Any, Any, None]]
-
 
 class FirmwareOperations:
     def __init__(
@@ -45,12 +34,10 @@ class FirmwareOperations:
         manager: FirmwareManager,
         certificates: CertificateStore,
         *,
-        send_triggered: Sender,
         now: Callable[[], datetime],
     ) -> None:
         self.manager = manager
         self._certs = certificates
-        self._send = send_triggered
         self._now = now
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -112,11 +99,12 @@ class FirmwareOperations:
             return "Rejected"
         return await asyncio.to_thread(self._certs.install, certificate)
 
-    def trigger(self, requested_message: str, connector_id: int | None) -> str:
-        if requested_message not in TRIGGERABLE:
-            return "NotImplemented"
-        self._spawn(self._send(requested_message, connector_id))
-        return "Accepted"
+    def status(self) -> tuple[str, int | None]:
+        """(status, requestId) for a triggered FirmwareStatusNotification: Idle when nothing is
+        going on; requestId while a signed update runs."""
+        state = self.manager.state
+        signed = state is not None and state.signed and self.manager.busy
+        return self.manager.last_status, state.request_id if signed and state else None
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
@@ -130,8 +118,9 @@ class FirmwareHandlers:
     _ops: Any
 
     @property
-    def _firmware(self) -> FirmwareOperations | None:
+    def _firmware(self) -> FirmwareOperations:
         firmware: FirmwareOperations | None = getattr(self._ops, "firmware", None)
+        assert firmware is not None, "firmware actions are routed only with [ota] enabled"
         return firmware
 
     @on(Action.update_firmware)
@@ -147,9 +136,6 @@ class FirmwareHandlers:
         retry_interval: int | None = None,
         **_: Any,
     ) -> None:
-        if self._firmware is None:
-            log.warning("UpdateFirmware received but firmware updates are disabled")
-            return
         await self._firmware.update_firmware(location, retrieve_date, retries, retry_interval)
 
     @on(Action.signed_update_firmware)
@@ -161,8 +147,6 @@ class FirmwareHandlers:
         retry_interval: int | None = None,
         **_: Any,
     ) -> call_result.SignedUpdateFirmware:
-        if self._firmware is None:
-            return call_result.SignedUpdateFirmware(status="Rejected")
         status = await self._firmware.signed_update_firmware(
             request_id, firmware, retries, retry_interval
         )
@@ -172,93 +156,5 @@ class FirmwareHandlers:
     async def on_install_certificate(
         self, certificate_type: str, certificate: str, **_: Any
     ) -> call_result.InstallCertificate:
-        if self._firmware is None:
-            return call_result.InstallCertificate(status="Rejected")
         status = await self._firmware.install_certificate(certificate_type, certificate)
         return call_result.InstallCertificate(status=status)
-
-    @on(Action.trigger_message)
-    def on_trigger_message(
-        self, requested_message: str, connector_id: int | None = None, **_: Any
-    ) -> call_result.TriggerMessage:
-        if self._firmware is None:
-            return call_result.TriggerMessage(status="NotImplemented")
-        return call_result.TriggerMessage(
-            status=self._firmware.trigger(requested_message, connector_id)
-        )
-
-    @on(Action.extended_trigger_message)
-    def on_extended_trigger_message(
-        self, requested_message: str, connector_id: int | None = None, **_: Any
-    ) -> call_result.ExtendedTriggerMessage:
-        if self._firmware is None:
-            return call_result.ExtendedTriggerMessage(status="NotImplemented")
-        name = (
-            "FirmwareStatusNotification"
-            if requested_message == "SignedFirmwareStatusNotification"
-            else requested_message
-        )
-        return call_result.ExtendedTriggerMessage(status=self._firmware.trigger(name, connector_id))
-
-
-def trigger_sender(
-    service: Any,
-    manager: FirmwareManager,
-    connectors: dict[int, Any],
-    keys: Any,
-    now: Callable[[], datetime],
-) -> Sender:
-    """Sends what a TriggerMessage asked for, right after its answer (§5.17)."""
-    from ocpp.v16 import call
-
-    from evsed.clock import iso
-    from evsed.ocpp.v16.metering import sampled_values
-
-    async def send(name: str, connector_id: int | None) -> None:
-        payloads: list[Any] = []
-        match name:
-            case "FirmwareStatusNotification":
-                state = manager.state
-                if state is not None and state.signed and manager.busy:
-                    payloads.append(
-                        call.SignedFirmwareStatusNotification(
-                            status=manager.last_status, request_id=state.request_id
-                        )
-                    )
-                else:
-                    payloads.append(call.FirmwareStatusNotification(status=manager.last_status))
-            case "Heartbeat":
-                payloads.append(call.Heartbeat())
-            case "BootNotification":
-                payloads.append(service.boot_request())
-            case "StatusNotification":
-                for cid in [connector_id] if connector_id else sorted(connectors):
-                    status, error = service.current_status(cid)
-                    payloads.append(
-                        call.StatusNotification(
-                            connector_id=cid, error_code=error, status=status, timestamp=iso(now())
-                        )
-                    )
-            case "MeterValues":
-                for cid in [connector_id] if connector_id else sorted(connectors):
-                    runner = connectors[cid]
-                    reading = runner.meter_reading
-                    if reading is None:
-                        continue
-                    values = sampled_values(
-                        reading,
-                        keys.get_csl("MeterValuesSampledData"),
-                        "Trigger",
-                        offered_a=runner.offered_current_a,
-                    )
-                    payloads.append(
-                        call.MeterValues(
-                            connector_id=cid,
-                            transaction_id=service.csms_transaction_id(cid),
-                            meter_value=[{"timestamp": iso(now()), "sampled_value": values}],
-                        )
-                    )
-        for payload in payloads:
-            await service.call_now(payload)
-
-    return send

@@ -7,6 +7,7 @@ SampledValues. Measurands the hardware cannot provide are refused when the key i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from hal.types import MeterReading
@@ -59,6 +60,36 @@ def sampled_values(
                 # Frequency has no unit in the 1.6 UnitOfMeasure enum: none is sent.
                 values.append(_value(f"{reading.frequency_hz:.2f}", context, measurand, None))
     return values
+
+
+class MeterValueBuilder:
+    """The one place a MeterValue (§7.35) is built from a reading: transaction samples,
+    clock-aligned samples without a transaction and triggered ones all go through it, so every
+    path reports the charger's phases and nothing else."""
+
+    def __init__(self, measurands: Callable[[str], list[str]], phases: int) -> None:
+        """``measurands``: the members of a measurand key (§9.1), read when needed."""
+        self._measurands = measurands
+        self.phases = phases
+
+    def build(
+        self,
+        reading: MeterReading | None,
+        key: str,
+        context: str,
+        timestamp: str,
+        *,
+        offered_a: float = 0.0,
+    ) -> dict[str, Any] | None:
+        """``{"timestamp", "sampled_value"}`` for the measurands of ``key``; None when there is
+        no reading or nothing to report."""
+        measurands = self._measurands(key)
+        if reading is None or not measurands:
+            return None
+        values = sampled_values(
+            reading, measurands, context, offered_a=offered_a, phases=self.phases
+        )
+        return {"timestamp": timestamp, "sampled_value": values} if values else None
 
 
 def _split_phase(entry: str) -> tuple[str, str | None]:

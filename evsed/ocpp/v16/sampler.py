@@ -19,7 +19,7 @@ from typing import Protocol
 from evsed.clock import iso
 from evsed.connector import ConnectorRunner
 from evsed.ocpp.v16.configuration import ConfigurationKeys
-from evsed.ocpp.v16.metering import sampled_values
+from evsed.ocpp.v16.metering import MeterValueBuilder
 from evsed.ocpp.v16.transactions import V16Transactions
 from evsed.store.transactions import TransactionStore
 
@@ -41,8 +41,7 @@ class MeterSampler:
         keys: ConfigurationKeys,
         wall_clock: Callable[[], datetime],
         outbox: Outbox,
-        *,
-        phases: int = 3,
+        meter_values: MeterValueBuilder,
     ) -> None:
         self._connectors = connectors
         self._tx = transactions
@@ -50,7 +49,7 @@ class MeterSampler:
         self._keys = keys
         self._now = wall_clock
         self._outbox = outbox
-        self._phases = phases
+        self._meter_values = meter_values
         self._next_periodic: dict[int, float] = {}
         self._next_aligned: datetime | None = None
 
@@ -98,7 +97,6 @@ class MeterSampler:
         # noticed it (up to TICK_S later): §9.1.5 ClockAlignedDataInterval.
         due = self._next_aligned
         self._next_aligned = next_aligned(now, interval)
-        measurands = self._keys.get_csl("MeterValuesAlignedData")
         for connector_id, runner in self._connectors.items():
             reading = runner.meter_reading
             if reading is None:
@@ -107,12 +105,12 @@ class MeterSampler:
                 await self._tx.sample(
                     connector_id, reading, runner.offered_current_a, "Sample.Clock", at=due
                 )
-            elif measurands:
-                values = sampled_values(reading, measurands, "Sample.Clock", phases=self._phases)
-                payload = {
-                    "connector_id": connector_id,
-                    "meter_value": [{"timestamp": iso(due), "sampled_value": values}],
-                }
+                continue
+            value = self._meter_values.build(
+                reading, "MeterValuesAlignedData", "Sample.Clock", iso(due)
+            )
+            if value is not None:
+                payload = {"connector_id": connector_id, "meter_value": [value]}
                 await asyncio.to_thread(self._store.enqueue, "MeterValues", payload, iso(due))
                 self._outbox.wake_outbox()
 

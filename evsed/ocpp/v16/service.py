@@ -28,10 +28,12 @@ from evsed.ocpp.transport import CsmsLink
 from evsed.ocpp.v16.authorization import Authorizer
 from evsed.ocpp.v16.charge_point import V16ChargePoint
 from evsed.ocpp.v16.configuration import ConfigurationKeys
+from evsed.ocpp.v16.metering import MeterValueBuilder
 from evsed.ocpp.v16.operations import CsmsOperations
 from evsed.ocpp.v16.sampler import MeterSampler
 from evsed.ocpp.v16.status import connector_status
 from evsed.ocpp.v16.transactions import V16Transactions
+from evsed.ocpp.v16.trigger import TriggeredMessages
 from evsed.store.transactions import TransactionStore
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,7 @@ class OcppV16Service:
         link: CsmsLink,
         keys: ConfigurationKeys,
         *,
+        meter_values: MeterValueBuilder,
         firmware_version: str,
         wall_clock: Callable[[], datetime],
     ) -> None:
@@ -77,7 +80,16 @@ class OcppV16Service:
         self._status_last: dict[int, tuple[str, str]] = {}
         self._status_sending = False
         self._csms_ids: dict[int, int] = {}  # local transaction id -> CSMS transactionId
-        self.sampler = MeterSampler(connectors, transactions, store, keys, wall_clock, self)
+        self.sampler = MeterSampler(
+            connectors, transactions, store, keys, wall_clock, self, meter_values
+        )
+        self.triggers = TriggeredMessages(
+            self,
+            dict(connectors),
+            meter_values,
+            firmware_status=self._firmware_status,
+            now=wall_clock,
+        )
         for runner in connectors.values():
             runner.on_change(self._connector_changed)
 
@@ -116,8 +128,15 @@ class OcppV16Service:
             return None
 
     def current_status(self, connector_id: int) -> tuple[str, str]:
+        """(status, errorCode) of a connector, or of the charge point for connector 0."""
+        if connector_id == 0:
+            return self._charge_point_status()
         runner = self._connectors[connector_id]
         return connector_status(runner.state)
+
+    def _firmware_status(self) -> tuple[str, int | None]:
+        firmware = self.ops.firmware if self.ops is not None else None
+        return firmware.status() if firmware is not None else ("Idle", None)
 
     def csms_transaction_id(self, connector_id: int) -> int | None:
         local_id = self._tx.open.get(connector_id)
@@ -151,6 +170,8 @@ class OcppV16Service:
             self._config.charger.id,
             ws,
             self.ops,
+            self.triggers,
+            firmware_updates=self._config.ota.enabled,
             response_timeout=self._config.csms.call_timeout_s,
         )
         reader = asyncio.create_task(cp.start(), name="ocpp-reader")
@@ -186,10 +207,13 @@ class OcppV16Service:
 
     def boot_request(self) -> Any:
         charger = self._config.charger
+        serial = charger.serial_number or None
         return call.BootNotification(
             charge_point_vendor=charger.vendor,
             charge_point_model=charger.model,
-            charge_point_serial_number=charger.serial_number or None,
+            charge_point_serial_number=serial,
+            # Deprecated in 1.6 (§6.2), and still the field many CSMSs read.
+            charge_box_serial_number=serial,
             firmware_version=self.firmware_version,
         )
 

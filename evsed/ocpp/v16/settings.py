@@ -43,16 +43,6 @@ class KeyAuthSettings:
         return self._keys.get_int("SendLocalListMaxLength")
 
 
-class KeyMeasurands:
-    """:class:`evsed.ocpp.v16.transactions.MeterSettings` read live from the keys."""
-
-    def __init__(self, keys: ConfigurationKeys) -> None:
-        self._keys = keys
-
-    def measurands(self, key: str) -> list[str]:
-        return self._keys.get_csl(key)
-
-
 def key_defaults(config: Config) -> dict[str, str]:
     """Keys whose starting value comes from the TOML config (a CSMS change overrides it)."""
     return {

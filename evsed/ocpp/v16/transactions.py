@@ -13,21 +13,15 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from evsed.charging.events import StopReason
 from evsed.clock import iso
-from evsed.ocpp.v16.metering import sampled_values
+from evsed.ocpp.v16.metering import MeterValueBuilder
 from evsed.store.transactions import TransactionStore
 from hal.types import MeterReading
 
 log = logging.getLogger(__name__)
-
-
-class MeterSettings(Protocol):
-    """The measurand lists of the configuration keys (§9.1), read when they are needed."""
-
-    def measurands(self, key: str) -> list[str]: ...
 
 
 class V16Transactions:
@@ -39,14 +33,12 @@ class V16Transactions:
         *,
         wall_clock: Callable[[], datetime],
         wake_outbox: Callable[[], None],
-        meter_settings: MeterSettings,
-        phases: int = 3,
+        meter_values: MeterValueBuilder,
     ) -> None:
         self._store = store
         self._now = wall_clock
         self._wake = wake_outbox
-        self._settings = meter_settings
-        self._phases = phases
+        self._meter_values = meter_values
         self.open: dict[int, int] = {}  # connector id -> local transaction id
         # connector id -> the idTag of another card of the group that asked to stop (§6.51)
         self._stopped_by: dict[int, str] = {}
@@ -54,13 +46,7 @@ class V16Transactions:
     def _meter_value(
         self, reading: MeterReading | None, key: str, context: str, ts: str, offered_a: float
     ) -> dict[str, Any] | None:
-        measurands = self._settings.measurands(key)
-        if reading is None or not measurands:
-            return None
-        values = sampled_values(
-            reading, measurands, context, offered_a=offered_a, phases=self._phases
-        )
-        return {"timestamp": ts, "sampled_value": values} if values else None
+        return self._meter_values.build(reading, key, context, ts, offered_a=offered_a)
 
     def stopped_by(self, connector_id: int, id_tag: str) -> None:
         """``id_tag`` (not the one that started it) is stopping the connector's transaction."""

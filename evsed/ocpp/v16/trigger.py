@@ -1,0 +1,200 @@
+"""TriggerMessage (OCPP 1.6 §5.17, Remote Trigger profile) and the Security Whitepaper's
+ExtendedTriggerMessage: the CSMS asks for a message, the charger answers, then sends it.
+
+Rules (§5.17):
+- Accepted: the message follows the answer (it is sent from ``@after``, never before).
+- Rejected: a connectorId that names no connector (0 is the charge point itself: it has a
+  status, and no meter of its own, so MeterValues for 0 is Rejected too).
+- NotImplemented: a message this charger does not build (DiagnosticsStatusNotification until
+  remote diagnostics exist; LogStatusNotification and SignChargePointCertificate until the
+  security profiles do).
+- An absent connectorId where it matters means every connector; where it does not matter
+  (BootNotification, Heartbeat, FirmwareStatusNotification) it is ignored.
+- ExtendedTriggerMessage's FirmwareStatusNotification is answered with a
+  SignedFirmwareStatusNotification (Security Whitepaper: its requestId only while a signed
+  update runs); TriggerMessage's with the signed form only while a signed update runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Protocol
+
+from ocpp.routing import after, on
+from ocpp.v16 import call, call_result
+from ocpp.v16.enums import Action
+
+from evsed.clock import iso
+from evsed.ocpp.v16.metering import MeterValueBuilder
+from hal.types import MeterReading
+
+log = logging.getLogger(__name__)
+
+PER_CONNECTOR = frozenset({"StatusNotification", "MeterValues"})
+TRIGGERABLE = frozenset(
+    {"BootNotification", "Heartbeat", "FirmwareStatusNotification", *PER_CONNECTOR}
+)
+# ExtendedTriggerMessage names (MessageTriggerEnumType) -> the message we send.
+_EXTENDED = {
+    "BootNotification": "BootNotification",
+    "Heartbeat": "Heartbeat",
+    "MeterValues": "MeterValues",
+    "StatusNotification": "StatusNotification",
+    "FirmwareStatusNotification": "FirmwareStatusNotification",
+}
+
+
+class Sender(Protocol):
+    """What the OCPP session offers to send a triggered message."""
+
+    def boot_request(self) -> Any: ...
+
+    def current_status(self, connector_id: int) -> tuple[str, str]: ...
+
+    def csms_transaction_id(self, connector_id: int) -> int | None: ...
+
+    async def call_now(self, payload: Any) -> Any | None: ...
+
+
+class Metered(Protocol):
+    """A connector as far as a triggered MeterValues needs it."""
+
+    @property
+    def meter_reading(self) -> MeterReading | None: ...
+
+    @property
+    def offered_current_a(self) -> float: ...
+
+
+# (status, requestId) of the firmware update for FirmwareStatusNotification; requestId is set
+# for a signed update (SignedFirmwareStatusNotification).
+FirmwareStatus = Callable[[], tuple[str, int | None]]
+
+
+class TriggeredMessages:
+    """Decides the answer to a trigger and sends the message afterwards."""
+
+    def __init__(
+        self,
+        sender: Sender,
+        connectors: dict[int, Metered],
+        meter_values: MeterValueBuilder,
+        *,
+        firmware_status: FirmwareStatus,
+        now: Callable[[], datetime],
+    ) -> None:
+        self._sender = sender
+        self._connectors = connectors
+        self._meter_values = meter_values
+        self._firmware_status = firmware_status
+        self._now = now
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def answer(self, message: str, connector_id: int | None) -> str:
+        if message not in TRIGGERABLE:
+            return "NotImplemented"
+        if connector_id is not None and message in PER_CONNECTOR:
+            known = connector_id in self._connectors or (
+                connector_id == 0 and message == "StatusNotification"
+            )
+            if not known:
+                return "Rejected"
+        return "Accepted"
+
+    def send_later(self, message: str, connector_id: int | None, *, signed: bool = False) -> None:
+        """Send what ``message`` asks for, in a task (called after an Accepted answer went
+        out); ``signed``: the firmware status in its Security Whitepaper form."""
+        task = asyncio.create_task(self._send(message, connector_id, signed))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, message: str, connector_id: int | None, signed: bool) -> None:
+        try:
+            for payload in self._payloads(message, connector_id, signed):
+                await self._sender.call_now(payload)
+        except Exception:
+            log.exception("sending the triggered %s failed", message)
+
+    def _payloads(self, message: str, connector_id: int | None, signed: bool) -> list[Any]:
+        match message:
+            case "BootNotification":
+                return [self._sender.boot_request()]
+            case "Heartbeat":
+                return [call.Heartbeat()]
+            case "FirmwareStatusNotification":
+                status, request_id = self._firmware_status()
+                if signed or request_id is not None:
+                    return [
+                        call.SignedFirmwareStatusNotification(status=status, request_id=request_id)
+                    ]
+                return [call.FirmwareStatusNotification(status=status)]
+            case "StatusNotification":
+                ids = [connector_id] if connector_id is not None else [0, *self._connectors]
+                return [self._status(cid) for cid in ids]
+            case "MeterValues":
+                ids = [connector_id] if connector_id is not None else list(self._connectors)
+                return [p for cid in ids if (p := self._meter_value(cid)) is not None]
+        return []
+
+    def _status(self, connector_id: int) -> Any:
+        status, error = self._sender.current_status(connector_id)
+        return call.StatusNotification(
+            connector_id=connector_id, error_code=error, status=status, timestamp=iso(self._now())
+        )
+
+    def _meter_value(self, connector_id: int) -> Any | None:
+        connector = self._connectors[connector_id]
+        value = self._meter_values.build(
+            connector.meter_reading,
+            "MeterValuesSampledData",
+            "Trigger",
+            iso(self._now()),
+            offered_a=connector.offered_current_a,
+        )
+        if value is None:
+            log.info("triggered MeterValues for connector %d: no reading yet", connector_id)
+            return None
+        return call.MeterValues(
+            connector_id=connector_id,
+            transaction_id=self._sender.csms_transaction_id(connector_id),
+            meter_value=[value],
+        )
+
+
+class TriggerHandlers:
+    """Mixed into :class:`evsed.ocpp.v16.charge_point.V16ChargePoint`."""
+
+    _triggers: TriggeredMessages
+
+    @on(Action.trigger_message)
+    def on_trigger_message(
+        self, requested_message: str, connector_id: int | None = None, **_: Any
+    ) -> call_result.TriggerMessage:
+        status = self._triggers.answer(requested_message, connector_id)
+        return call_result.TriggerMessage(status=status)
+
+    @after(Action.trigger_message)
+    def after_trigger_message(
+        self, requested_message: str, connector_id: int | None = None, **_: Any
+    ) -> None:
+        if self._triggers.answer(requested_message, connector_id) == "Accepted":
+            self._triggers.send_later(requested_message, connector_id)
+
+    @on(Action.extended_trigger_message)
+    def on_extended_trigger_message(
+        self, requested_message: str, connector_id: int | None = None, **_: Any
+    ) -> call_result.ExtendedTriggerMessage:
+        name = _EXTENDED.get(requested_message)
+        status = "NotImplemented" if name is None else self._triggers.answer(name, connector_id)
+        return call_result.ExtendedTriggerMessage(status=status)
+
+    @after(Action.extended_trigger_message)
+    def after_extended_trigger_message(
+        self, requested_message: str, connector_id: int | None = None, **_: Any
+    ) -> None:
+        name = _EXTENDED.get(requested_message)
+        if name is not None and self._triggers.answer(name, connector_id) == "Accepted":
+            self._triggers.send_later(name, connector_id, signed=True)
