@@ -59,3 +59,26 @@ def test_tc_002_cold_boot_charge_point_pending(
     after = [m for m in calls if m["i"] > accepted]
     assert labels(after[:2]) == ["Status:Available", "Status:Available"]
     assert after[2]["action"] == "Heartbeat"
+
+
+def test_boot_notification_sends_the_serial_number_in_both_fields(
+    start_csms: Callable[..., DevCsms], start_evsed: Callable[..., Evsed]
+) -> None:
+    """chargeBoxSerialNumber is deprecated in 1.6, yet many CSMSs still read it: with a serial
+    configured, it goes beside chargePointSerialNumber."""
+    csms = start_csms()
+    evsed = start_evsed(csms.ws_url, charger={"serial_number": "EVS-0042"})
+    evsed.wait_registered()
+    boot = csms.calls("CP01", "BootNotification")[0]["payload"]
+    assert boot["chargePointSerialNumber"] == "EVS-0042"
+    assert boot["chargeBoxSerialNumber"] == "EVS-0042"
+
+
+def test_boot_notification_without_a_serial_number_sends_neither_field(
+    start_csms: Callable[..., DevCsms], start_evsed: Callable[..., Evsed]
+) -> None:
+    csms = start_csms()
+    evsed = start_evsed(csms.ws_url)
+    evsed.wait_registered()
+    boot = csms.calls("CP01", "BootNotification")[0]["payload"]
+    assert "chargePointSerialNumber" not in boot and "chargeBoxSerialNumber" not in boot

@@ -188,3 +188,30 @@ def test_tc_028_remote_stop_transaction_rejected(
     time.sleep(0.3)
     assert labels(since(csms, start)) == []
     assert evsed.connector()["contactor_closed"]
+
+
+def test_remote_start_with_a_charging_profile_other_than_tx_profile_is_rejected(
+    csms: DevCsms, start_evsed: Callable[..., Evsed]
+) -> None:
+    """§5.11: the chargingProfile of a RemoteStartTransaction must be a TxProfile."""
+    evsed = booted(start_evsed, csms)
+    schedule = {
+        "chargingRateUnit": "A",
+        "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 10.0}],
+    }
+    for purpose in ("ChargePointMaxProfile", "TxDefaultProfile"):
+        profile = {
+            "chargingProfileId": 7,
+            "stackLevel": 0,
+            "chargingProfilePurpose": purpose,
+            "chargingProfileKind": "Absolute",
+            "chargingSchedule": schedule,
+        }
+        answer = csms.result(
+            "RemoteStartTransaction", {"idTag": TAG, "connectorId": 1, "chargingProfile": profile}
+        )
+        assert answer == {"status": "Rejected"}, purpose
+    evsed.sim("plug")
+    time.sleep(0.5)
+    assert evsed.connector()["id_tag"] is None
+    assert not csms.calls("CP01", "StartTransaction")
