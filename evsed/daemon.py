@@ -55,6 +55,7 @@ class Daemon:
         self.runners: dict[int, ConnectorRunner] = {}
         self.service: OcppV16Service | None = None
         self.restart: ResetType | None = None  # set by an OCPP Reset: restart after stopping
+        self._terminating = False
         self.rauc = Rauc(config.ota.rauc)
         self.slot_status: SystemStatus | None = None
         self.firmware: FirmwareManager | None = None
@@ -282,7 +283,18 @@ class Daemon:
         if booted is not None and booted.bundle_version:
             self.firmware_version = booted.bundle_version
 
+    def terminate(self) -> None:
+        """The service manager asked us to stop (SIGTERM/SIGINT): no restart afterwards, even
+        when a Reset or a firmware install had asked for one."""
+        self._terminating = True
+        if self.restart is not None:
+            log.warning("stop requested: the %s restart is not carried out", self.restart)
+        self.restart = None
+
     def _request_restart(self, kind: ResetType) -> None:
+        if self._terminating:
+            log.info("%s restart ignored: the daemon is being stopped", kind)
+            return
         self.restart = kind
         if self._stop is not None:
             self._stop.set()
@@ -315,9 +327,11 @@ class Daemon:
         self, transactions: V16Transactions, runner: ConnectorRunner
     ) -> None:
         if CONNECTOR_ID in transactions.open:
-            reason = {"Soft": StopReason.SOFT_RESET, "Hard": StopReason.HARD_RESET}.get(
-                self.restart or "", StopReason.REBOOT
-            )
+            # A stop already under way (a Reset waiting for the car) keeps its own reason.
+            reason = runner.state.stop_reason or {
+                "Soft": StopReason.SOFT_RESET,
+                "Hard": StopReason.HARD_RESET,
+            }.get(self.restart or "", StopReason.REBOOT)
             await transactions.stop(CONNECTOR_ID, reason, runner.meter_reading)
 
     async def _drain_outbox(self, store: TransactionStore, timeout: float = 3.0) -> None:

@@ -94,3 +94,24 @@ def test_tc_016_soft_reset_with_transaction(
     csms: DevCsms, start_evsed: Callable[..., Evsed]
 ) -> None:
     _reset_with_transaction(csms, start_evsed, "Soft", "SoftReset")
+
+
+def test_sigterm_while_stopping_for_a_reset_stops_the_daemon(
+    csms: DevCsms, start_evsed: Callable[..., Evsed]
+) -> None:
+    """`systemctl stop` during a Reset: the daemon exits instead of restarting itself."""
+    evsed = booted(start_evsed, csms, charger=NO_REBOOT)
+    charging(evsed, csms)
+    # The CSMS is slow with StopTransaction: the daemon waits for it while shutting down.
+    csms.answer("StopTransaction", "delay", delay=8)
+    assert csms.result("Reset", {"type": "Soft"}) == {"status": "Accepted"}
+    evsed.sim("ev-state", "B")
+    wait_for(lambda: "shutting down" in evsed.log(), what="the daemon stopping for the reset")
+    assert evsed.stop(timeout=10) == 0
+    assert evsed.log().count(" up: charger CP01") == 1  # it did not come up again
+    # What was not delivered is still queued: the next start sends it, once.
+    csms.answer("StopTransaction", "normal")
+    again = start_evsed(csms.ws_url)
+    wait_for(lambda: again.status()["ocpp"]["outbox_pending"] == 0, what="outbox drained")
+    stops = [m for m in csms.calls("CP01", "StopTransaction")]
+    assert stops[-1]["payload"]["reason"] == "SoftReset"
