@@ -116,6 +116,13 @@ class LockPositionRead:
 
 
 @dataclass(frozen=True, slots=True)
+class AuthorizationRevoked:
+    """The CSMS refused the running transaction's idTag after it started, and the transaction
+    is to go on without energy (OCPP 1.6 §4.8, StopTransactionOnInvalidId false): the PWM
+    stops and the contactor opens (SuspendedEVSE) until the transaction ends."""
+
+
+@dataclass(frozen=True, slots=True)
 class SettingsChanged:
     """Policy changed at run time (e.g. through OCPP ChangeConfiguration)."""
 
@@ -142,6 +149,7 @@ Event = (
     | AvailabilityChanged
     | UnlockRequested
     | LockPositionRead
+    | AuthorizationRevoked
     | SettingsChanged
     | TimePassed
 )

@@ -34,6 +34,7 @@ from evsed.charging.commands import (
 )
 from evsed.charging.events import (
     AuthAccepted,
+    AuthorizationRevoked,
     AuthRejected,
     AvailabilityChanged,
     CableRatingRead,
@@ -116,6 +117,8 @@ def _apply(s: ConnectorState, event: Event, now: float, out: list[Command]) -> C
             return dataclasses.replace(s, lock_confirmed=locked)
         case SettingsChanged(settings=settings):
             return dataclasses.replace(s, settings=settings)
+        case AuthorizationRevoked():
+            return dataclasses.replace(s, delivery_revoked=True) if s.tx_active else s
         case StopRequested(reason=reason):
             if s.tx_active and s.stop_reason is None:
                 return _request_stop(s, reason, now)
@@ -236,6 +239,7 @@ def _end_transaction(s: ConnectorState, reason: StopReason, out: list[Command]) 
         finished=s.plugged,
         available=s.available and not s.unavailable_after_tx,
         unavailable_after_tx=False,
+        delivery_revoked=False,
     )
 
 

@@ -84,6 +84,8 @@ class ConnectorState:
     # is false: the socket keeps the cable locked until an UnlockConnector (OCPP 1.6 §9.1).
     lock_held: bool = False
     contactor_closed: bool = False
+    # The CSMS refused the transaction's idTag after the start: no energy until it ends.
+    delivery_revoked: bool = False
 
     @property
     def plugged(self) -> bool:
@@ -98,6 +100,8 @@ class ConnectorState:
     @property
     def offered_current_a(self) -> float:
         """What the PWM should offer now (before the 5 s rule); 0 = below the 6 A minimum."""
+        if self.delivery_revoked:
+            return 0.0
         return offered_current(self.settings.max_current_a, self.cable_a, self.limit_a)
 
     @property

@@ -21,6 +21,7 @@ from evsed.charging.commands import (
 )
 from evsed.charging.events import (
     AuthAccepted,
+    AuthorizationRevoked,
     AuthRejected,
     AvailabilityChanged,
     CableRatingRead,
@@ -380,6 +381,37 @@ CASES = [
         Phase.SUSPENDED_EVSE,
     ),
     Case(
+        "ocpp_authorization_revoked_suspends_energy_and_keeps_the_transaction",
+        [*plugged_and_charging(), (3.0, AuthorizationRevoked()), (20.0, TimePassed())],
+        [*CHARGING_COMMANDS, OpenContactor(), StopPwm()],
+        Phase.SUSPENDED_EVSE,
+    ),
+    Case(
+        "ocpp_authorization_revoked_lasts_only_until_the_transaction_ends",
+        [
+            *plugged_and_charging(),
+            (3.0, AuthorizationRevoked()),
+            (4.0, cp(B)),
+            (5.0, cp(A)),
+            *plugged_and_charging(10.0),
+        ],
+        [
+            *CHARGING_COMMANDS,
+            OpenContactor(),
+            StopPwm(),
+            StopTransaction(StopReason.EV_DISCONNECTED),
+            *CHARGING_COMMANDS,
+        ],
+        Phase.CHARGING,
+        contactor_closed=True,
+    ),
+    Case(
+        "ocpp_authorization_revoked_without_a_transaction_changes_nothing",
+        [(0, cp(B)), (1, AuthorizationRevoked()), (2, TagPresented(TAG)), (2.2, AuthAccepted(TAG))],
+        [Authorize(TAG), StartTransaction(TAG), SetPwm(16.0)],
+        Phase.SUSPENDED_EV,
+    ),
+    Case(
         "overcurrent_for_7s_opens_contactor_with_fault",
         [
             *plugged_and_charging(),
@@ -659,6 +691,7 @@ def test_contactor_never_closed_without_pwm_authorization_and_no_fault() -> None
         FaultRaised(Fault.CONNECTOR_LOCK),
         FaultCleared(Fault.CONNECTOR_LOCK),
         UnlockRequested(),
+        AuthorizationRevoked(),
     ]
     rng = random.Random(61851)
     closed_with_lock = 0
@@ -677,6 +710,7 @@ def test_contactor_never_closed_without_pwm_authorization_and_no_fault() -> None
                 assert state.cp is C
                 assert not state.blocking_faults
                 assert state.stop_reason is not None or state.pwm_a > 0
+                assert not state.delivery_revoked
                 if settings.has_lock:
                     assert state.locked and state.lock_confirmed
                     closed_with_lock += 1

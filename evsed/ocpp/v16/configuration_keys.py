@@ -7,7 +7,7 @@ adds persistence and the GetConfiguration/ChangeConfiguration semantics.
 
 Effect names the part of the daemon that acts on a key: it reads the key through ``get_*`` when
 needed, or hears changes through ``subscribe`` (the composition root wires this). authorization
-= ``authorization.py``; metering = ``metering.py``/``transactions.py``; session = the charging
+= ``authorization.py``; invalid id = ``invalid_id.py``; metering = ``metering.py``/``transactions.py``; session = the charging
 settings; connector, heartbeat loop and outbox = ``connector.py``/``service.py``; transport =
 the websocket link. "this store": a *MaxLength that ChangeConfiguration enforces here; "fixed":
 a read-only fact; "advisory": see GetConfiguration in ``configuration.py``. "informational"
@@ -28,7 +28,7 @@ GetConfigurationMaxKeys            int    R   50                               n
 HeartbeatInterval                  int    RW  300 (1..86400 s)                 no   heartbeat loop
 LocalAuthorizeOffline              bool   RW  true                             no   authorization
 LocalPreAuthorize                  bool   RW  false                            no   authorization
-MaxEnergyOnInvalidId               int    RW  0 (Wh)                           no   informational
+MaxEnergyOnInvalidId               int    RW  0 (Wh)                           no   invalid id
 MeterValuesAlignedData             CSL    RW  Energy.Active.Import.Register    no   metering
 MeterValuesAlignedDataMaxLength    int    R   20                               no   this store
 MeterValuesSampledData             CSL    RW  Energy.Active.Import.Register,   no   metering
@@ -40,7 +40,7 @@ MinimumStatusDuration              int    RW  0 (0..86400 s)                   n
 NumberOfConnectors                 int    R   constructor argument             no   fixed
 ResetRetries                       int    RW  2 (0..100)                       no   informational
 StopTransactionOnEVSideDisconnect  bool   RW  true                             no   session
-StopTransactionOnInvalidId         bool   RW  true                             no   authorization
+StopTransactionOnInvalidId         bool   RW  true                             no   invalid id
 StopTxnAlignedData                 CSL    RW  (empty)                          no   metering
 StopTxnAlignedDataMaxLength        int    R   20                               no   this store
 StopTxnSampledData                 CSL    RW  (empty)                          no   metering

@@ -20,7 +20,6 @@ from ocpp.v16 import call
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from evsed.charging.events import StopReason, StopRequested
 from evsed.clock import iso
 from evsed.config import Config
 from evsed.connector import ConnectorRunner
@@ -28,6 +27,7 @@ from evsed.ocpp.transport import CsmsLink
 from evsed.ocpp.v16.authorization import Authorizer
 from evsed.ocpp.v16.charge_point import V16ChargePoint
 from evsed.ocpp.v16.configuration import ConfigurationKeys
+from evsed.ocpp.v16.invalid_id import InvalidIdPolicy
 from evsed.ocpp.v16.metering import MeterValueBuilder
 from evsed.ocpp.v16.operations import CsmsOperations
 from evsed.ocpp.v16.sampler import MeterSampler
@@ -80,6 +80,7 @@ class OcppV16Service:
         self._status_last: dict[int, tuple[str, str]] = {}
         self._status_sending = False
         self._csms_ids: dict[int, int] = {}  # local transaction id -> CSMS transactionId
+        self.invalid_id = InvalidIdPolicy(keys)
         self.sampler = MeterSampler(
             connectors, transactions, store, keys, wall_clock, self, meter_values
         )
@@ -380,13 +381,16 @@ class OcppV16Service:
         await asyncio.to_thread(self._store.set_csms_id, local_id, csms_id)
         self._csms_ids[local_id] = csms_id
         await self._remember(payload.get("id_tag"), result.id_tag_info)
-        status = result.id_tag_info.get("status")
-        if status != "Accepted" and self._keys.get_bool("StopTransactionOnInvalidId"):
-            # §5.17, StopTransactionOnInvalidId: the CSMS refused the tag after the fact.
-            log.warning("StartTransaction: id tag %s; stopping the transaction", status)
-            runner = self._connectors.get(int(payload["connector_id"]))
-            if runner is not None and self._tx.open.get(runner.connector_id) == local_id:
-                runner.feed(StopRequested(StopReason.DE_AUTHORIZED))
+        status = str(result.id_tag_info.get("status"))
+        runner = self._connectors.get(int(payload["connector_id"]))
+        if status != "Accepted" and runner is not None:
+            connector_id = runner.connector_id
+            self.invalid_id.refused(
+                runner,
+                status,
+                int(payload["meter_start"]),
+                lambda: self._tx.open.get(connector_id) == local_id,
+            )
 
     async def _remember(self, id_tag: str | None, info: dict[str, Any]) -> None:
         if self.authorizer is not None and id_tag:
