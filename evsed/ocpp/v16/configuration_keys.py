@@ -7,11 +7,12 @@ adds persistence and the GetConfiguration/ChangeConfiguration semantics.
 
 Effect names the part of the daemon that acts on a key: it reads the key through ``get_*`` when
 needed, or hears changes through ``subscribe`` (the composition root wires this). authorization
-= ``authorization.py``; invalid id = ``invalid_id.py``; metering = ``metering.py``/``transactions.py``; session = the charging
-settings; connector, heartbeat loop and outbox = ``connector.py``/``service.py``; transport =
-the websocket link. "this store": a *MaxLength that ChangeConfiguration enforces here; "fixed":
-a read-only fact; "advisory": see GetConfiguration in ``configuration.py``. "informational"
-keys are stored and reported as §9.1 requires, but nothing in the daemon acts on them (yet).
+= ``authorization.py``; invalid id = ``invalid_id.py``; metering =
+``metering.py``/``transactions.py``; session = the charging settings; connector, heartbeat loop
+and outbox = ``connector.py``/``service.py``; transport = the websocket link. "this store": a
+*MaxLength that ChangeConfiguration enforces here; "fixed": a read-only fact; "advisory": see
+GetConfiguration in ``configuration.py``. "informational" keys are stored and reported as §9.1
+requires, but nothing in the daemon acts on them (yet).
 
 =================================  =====  ==  ===============================  ===  ==============
 Key                                Type   RW  Default                          Rb.  Effect
