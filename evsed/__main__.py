@@ -14,7 +14,8 @@ import sys
 from evsed import __version__
 from evsed.config import Config, load_config
 from evsed.daemon import Daemon
-from evsed.errors import EXIT_CONFIG, ConfigError
+from evsed.errors import EXIT_CONFIG, EXIT_STATE_DIR, ConfigError
+from evsed.store.db import StoreError
 
 log = logging.getLogger("evsed")
 
@@ -36,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         log.error("configuration error: %s", exc)
         return EXIT_CONFIG
+    except StoreError as exc:
+        log.error("%s", exc)
+        return EXIT_STATE_DIR
     if daemon.restart is not None:
         _restart(daemon.restart, config, args.config)
     return 0

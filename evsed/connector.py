@@ -68,6 +68,7 @@ METER_BACKOFF_MAX_S = 5.0
 # How long an unlock may take to show in the MCU's lock feedback: the MCU gives up after 500 ms
 # (docs/mcu-protocol.md §6.5), plus a few status frames.
 UNLOCK_ANSWER_S = 1.0
+SHUTDOWN_SETTLE_S = 5.0
 
 
 class TransactionSink(Protocol):
@@ -119,6 +120,7 @@ class ConnectorRunner:
         self._meter_failures = 0
         self._first_reading = asyncio.Event()
         self._unlocked: list[asyncio.Future[None]] = []
+        self._stopping = False
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -137,13 +139,26 @@ class ConnectorRunner:
             return None
         return self.meter_reading
 
-    async def shutdown(self) -> None:
-        """Open the contactor first, stop PWM, then stop the timers and drivers."""
+    async def shutdown(self, settle_s: float = SHUTDOWN_SETTLE_S) -> None:
+        """Open the contactor first, stop PWM, then stop the timers and drivers.
+
+        From here on no event reaches the state machine (nothing can close the contactor
+        again); transaction work already queued (a start or stop still being committed) gets
+        up to ``settle_s`` to finish."""
+        self._stopping = True
         self._contactor.open()
         self._control = PilotControl(duty=DUTY_OFF, allow_power=False)
         self._pilot.set_control(self._control)
         if self._feedback_check is not None:
             self._feedback_check.cancel()
+        try:
+            async with asyncio.timeout(settle_s):
+                await self._work.join()
+        except TimeoutError:
+            log.error(
+                "connector %d: transaction work did not finish before shutdown",
+                self.connector_id,
+            )
         await cancel_and_wait(self._tasks)
         await self._pilot.stop()
         await self._meter.stop()
@@ -168,6 +183,8 @@ class ConnectorRunner:
     # -- events in ----------------------------------------------------------------------------
 
     def feed(self, event: Event) -> None:
+        if self._stopping:
+            return  # shut down: the contactor stays open, whatever happens
         before = self.state
         self.state, commands = step(self.state, event, self._clock())
         for command in commands:
@@ -249,12 +266,13 @@ class ConnectorRunner:
 
     def _on_link(self, ok: bool) -> None:
         log.warning("connector %d: MCU link %s", self.connector_id, "up" if ok else "LOST")
-        self._set_fault(Fault.MCU_LINK_LOST, not ok)
+        self.set_fault(Fault.MCU_LINK_LOST, not ok)
 
     def _on_feedback(self, closed: bool) -> None:
         log.debug("connector %d: contactor feedback %s", self.connector_id, closed)
 
-    def _set_fault(self, fault: Fault, active: bool) -> None:
+    def set_fault(self, fault: Fault, active: bool) -> None:
+        """Raise or clear a fault (also one found outside the connector: the database)."""
         if active and fault not in self.state.faults:
             self.feed(FaultRaised(fault))
         elif not active and fault in self.state.faults:
@@ -313,7 +331,7 @@ class ConnectorRunner:
                 log.error(
                     "connector %d: contactor feedback disagrees: %s", self.connector_id, fault
                 )
-                self._set_fault(fault, True)
+                self.set_fault(fault, True)
 
         # A newer switch replaces the pending check: only the last command's outcome matters.
         if self._feedback_check is not None:
@@ -376,14 +394,14 @@ class ConnectorRunner:
                     exc,
                 )
                 if self._meter_failures == METER_FAILURES_FOR_FAULT:
-                    self._set_fault(Fault.METER_FAILURE, True)
+                    self.set_fault(Fault.METER_FAILURE, True)
             else:
                 self.meter_reading = reading
                 self._first_reading.set()
                 if self._meter_failures:
                     log.info("connector %d: meter readable again", self.connector_id)
                     self._meter_failures = 0
-                    self._set_fault(Fault.METER_FAILURE, False)
+                    self.set_fault(Fault.METER_FAILURE, False)
                 self.feed(CurrentMeasured(max(reading.current_a)))
             await asyncio.sleep(self._meter_delay())
 

@@ -33,6 +33,7 @@ from evsed.ota.rauc import Rauc, RaucError, SystemStatus
 from evsed.store import kv
 from evsed.store.auth import AuthStore
 from evsed.store.db import Database
+from evsed.store.health import StorageHealth
 from evsed.store.transactions import TransactionStore
 from evsed.tasks import cancel_and_wait
 
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 
 CONNECTOR_ID = 1
 RECOVERY_METER_WAIT_S = 5.0
+SHUTDOWN_COMMIT_S = 5.0  # how long a stop may wait for its commit while the daemon stops
 
 
 class Daemon:
@@ -60,6 +62,7 @@ class Daemon:
         self.slot_status: SystemStatus | None = None
         self.firmware: FirmwareManager | None = None
         self._store: TransactionStore | None = None
+        self.storage: StorageHealth | None = None
         self._db: Database | None = None
         self._stop: asyncio.Event | None = None
 
@@ -68,6 +71,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         self._stop = stop
         db = self._db = Database(config.state_dir)
+        storage = self.storage = StorageHealth(db)
         store = self._store = TransactionStore(db, config.csms.outbox_max_messages)
         keys = ConfigurationKeys(
             db,
@@ -93,6 +97,7 @@ class Daemon:
             wall_clock=utcnow,
             wake_outbox=lambda: service.wake_outbox(),
             meter_values=meter_values,
+            storage=storage,
         )
         runner = ConnectorRunner(
             CONNECTOR_ID,
@@ -109,6 +114,7 @@ class Daemon:
         )
         runner.state = dataclasses.replace(runner.state, settings=settings_from_keys(runner, keys))
         self.runners = {CONNECTOR_ID: runner}
+        storage.subscribe(lambda ok: runner.set_fault(Fault.STORAGE_FAILURE, not ok))
         service = self.service = OcppV16Service(
             config,
             store,
@@ -116,6 +122,7 @@ class Daemon:
             transactions,
             link,
             keys,
+            storage=storage,
             meter_values=meter_values,
             firmware_version=self.firmware_version,
             wall_clock=utcnow,
@@ -176,6 +183,7 @@ class Daemon:
         finally:
             sdnotify.notify("RELOADING=1" if self.restart else "STOPPING=1")
             log.info("shutting down: opening contactor")
+            storage.hurry()  # a start or stop still waiting for its commit: try it now
             await runner.shutdown()
             await self._stop_open_transactions(transactions, runner)
             await control.stop()
@@ -185,6 +193,7 @@ class Daemon:
             if firmware is not None:
                 await firmware.stop()
             await cancel_and_wait(tasks)
+            await storage.stop()
             if hardware.world is not None:
                 await hardware.world.stop()
             db.close()
@@ -332,7 +341,12 @@ class Daemon:
                 "Soft": StopReason.SOFT_RESET,
                 "Hard": StopReason.HARD_RESET,
             }.get(self.restart or "", StopReason.REBOOT)
-            await transactions.stop(CONNECTOR_ID, reason, runner.meter_reading)
+            try:
+                async with asyncio.timeout(SHUTDOWN_COMMIT_S):
+                    await transactions.stop(CONNECTOR_ID, reason, runner.meter_reading)
+            except TimeoutError:
+                # Not recorded (the disk is still full): the next start ends it as PowerLoss.
+                log.error("the open transaction could not be recorded as stopped")
 
     async def _drain_outbox(self, store: TransactionStore, timeout: float = 3.0) -> None:
         """Give queued messages and status changes a moment to reach the CSMS before stopping;
@@ -405,6 +419,11 @@ class Daemon:
                 "registration": service.registration,
                 "outbox_pending": pending,
                 "last_error": service.link.last_error,
+            },
+            "storage": {
+                "path": str(self.config.state_dir),
+                "ok": self.storage.ok if self.storage else True,
+                "error": self.storage.error if self.storage else "",
             },
             "connectors": connectors,
             "sim": hardware.world.snapshot() if hardware and hardware.world else None,

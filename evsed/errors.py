@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 EXIT_CONFIG = 78  # EX_CONFIG from sysexits.h: systemd shows it as "configuration error"
+# EX_CANTCREAT from sysexits.h: the state directory (or its database) cannot be used. Like 78,
+# the unit does not restart on it: a full, read-only or damaged data partition needs a person.
+EXIT_STATE_DIR = 73
 
 
 class EvsedError(Exception):

@@ -20,3 +20,6 @@ class Fault(enum.StrEnum):
     CP_STATE_F = "cp-state-f"  # the CP line reads -12 V although the MCU is not driving it
     OVER_CURRENT = "over-current"  # the EV drew more than offered for 7 s; clears on unplug
     CONNECTOR_LOCK = "connector-lock"  # the lock did not reach its position; clears on unplug
+    # The state database does not take writes (disk full, read-only): nothing may start or
+    # flow that could not be recorded; clears when a write succeeds again.
+    STORAGE_FAILURE = "storage-failure"

@@ -8,6 +8,7 @@ still opens the database the newer one wrote. Every write is committed (and fsyn
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -69,7 +70,14 @@ MIGRATIONS: list[str] = [
 
 
 class StoreError(EvsedError):
-    """The state database cannot be opened or is damaged."""
+    """The state directory or its database cannot be used. Fatal at start-up: the daemon exits
+    with EXIT_STATE_DIR, which the shipped unit does not restart on (a restart cannot fix a
+    full or read-only partition, and must not touch a damaged file)."""
+
+    def __init__(self, directory: Path, problem: str) -> None:
+        self.directory = directory
+        self.problem = problem
+        super().__init__(f"state directory {directory}: {problem}")
 
 
 class Database:
@@ -79,9 +87,9 @@ class Database:
     """
 
     def __init__(self, state_dir: Path) -> None:
-        state_dir.mkdir(parents=True, exist_ok=True)
         self.path = state_dir / DB_NAME
         self._lock = threading.Lock()
+        _check_directory(state_dir)
         try:
             self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._conn.execute("PRAGMA journal_mode=WAL")
@@ -89,10 +97,25 @@ class Database:
             self._conn.execute("PRAGMA foreign_keys=ON")
             result = self._conn.execute("PRAGMA quick_check").fetchone()
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: cannot open state database: {exc}") from exc
+            raise StoreError(
+                state_dir, f"cannot open state database {self.path}: {exc}{_hint(exc)}"
+            ) from None
         if result is None or result[0] != "ok":
-            raise StoreError(f"{self.path}: integrity check failed: {result}")
-        self._migrate()
+            raise StoreError(
+                state_dir,
+                f"integrity check failed for {self.path}: {result}; the file is left as it is"
+                " (move it away to start with an empty state)",
+            )
+        try:
+            self._migrate()
+            # One small write now: a partition that is full or read-only is found at start-up.
+            with self.transaction() as cur:
+                cur.execute(
+                    "INSERT INTO kv (key, value) VALUES ('storage.opened', datetime('now'))"
+                    " ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+                )
+        except sqlite3.Error as exc:
+            raise StoreError(state_dir, f"cannot write {self.path}: {exc}{_hint(exc)}") from None
 
     @property
     def schema_version(self) -> int:
@@ -140,3 +163,29 @@ class Database:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def _check_directory(state_dir: Path) -> None:
+    """The directory exists (or is made) and can be written: a clear StoreError otherwise."""
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise StoreError(state_dir, "not a directory") from None
+    except OSError as exc:
+        raise StoreError(state_dir, f"cannot create it: {exc.strerror}") from None
+    if not state_dir.is_dir():
+        raise StoreError(state_dir, "not a directory")
+    flags = os.statvfs(state_dir).f_flag
+    if flags & os.ST_RDONLY:
+        raise StoreError(state_dir, "on a read-only file system")
+    if not os.access(state_dir, os.W_OK | os.X_OK):
+        raise StoreError(state_dir, "not writable by this user")
+
+
+def _hint(exc: sqlite3.Error) -> str:
+    text = str(exc)
+    if "not a database" in text or "malformed" in text:
+        return "; the file is left as it is (move it away to start with an empty state)"
+    if "full" in text:
+        return " (no space left on the data partition)"
+    return ""

@@ -105,6 +105,7 @@ class SimMeterServer:
         self._map = register_map if register_map is not None else MAPS["sdm630"]
         self._clock = clock
         self._energy_file = energy_file
+        self._store_failing = False
         self._energy_wh = _stored_energy_wh(energy_file, initial_energy_wh)
         self._power_w = 0.0  # power measured at the last integration step
         self._last_t = clock()
@@ -211,12 +212,23 @@ class SimMeterServer:
         self._power_w = sum(self._voltage_v * current for current in self._load())
 
     def _store_energy(self) -> None:
-        """Keep the register in ``energy_file`` (write a sibling, then rename over it)."""
+        """Keep the register in ``energy_file`` (write a sibling, then rename over it).
+
+        A file that cannot be written (the disk is full) does not stop the meter answering, as
+        a real meter's register does not depend on our disk: the count is kept in memory and
+        stored again at the next request that can be."""
         if self._energy_file is None:
             return
         scratch = self._energy_file.with_name(self._energy_file.name + ".new")
-        scratch.write_text(f"{self._energy_wh!r}\n")
-        os.replace(scratch, self._energy_file)
+        try:
+            scratch.write_text(f"{self._energy_wh!r}\n")
+            os.replace(scratch, self._energy_file)
+        except OSError as exc:
+            if not self._store_failing:
+                log.warning("simulated meter: cannot store its energy register: %s", exc)
+            self._store_failing = True
+        else:
+            self._store_failing = False
 
     async def _tick(self) -> None:
         while True:

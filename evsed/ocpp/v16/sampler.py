@@ -21,6 +21,7 @@ from evsed.connector import ConnectorRunner
 from evsed.ocpp.v16.configuration import ConfigurationKeys
 from evsed.ocpp.v16.metering import MeterValueBuilder
 from evsed.ocpp.v16.transactions import V16Transactions
+from evsed.store.health import StorageHealth
 from evsed.store.transactions import TransactionStore
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class MeterSampler:
         wall_clock: Callable[[], datetime],
         outbox: Outbox,
         meter_values: MeterValueBuilder,
+        storage: StorageHealth,
     ) -> None:
         self._connectors = connectors
         self._tx = transactions
@@ -50,6 +52,7 @@ class MeterSampler:
         self._now = wall_clock
         self._outbox = outbox
         self._meter_values = meter_values
+        self._storage = storage
         self._next_periodic: dict[int, float] = {}
         self._next_aligned: datetime | None = None
 
@@ -111,8 +114,14 @@ class MeterSampler:
             )
             if value is not None:
                 payload = {"connector_id": connector_id, "meter_value": [value]}
-                await asyncio.to_thread(self._store.enqueue, "MeterValues", payload, iso(due))
-                self._outbox.wake_outbox()
+                if await self._storage.try_write(
+                    "clock-aligned meter values",
+                    self._store.enqueue,
+                    "MeterValues",
+                    payload,
+                    iso(due),
+                ):
+                    self._outbox.wake_outbox()
 
 
 def next_aligned(now: datetime, interval_s: int) -> datetime:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from asyncio import FIRST_COMPLETED
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -34,6 +35,7 @@ from evsed.ocpp.v16.sampler import MeterSampler
 from evsed.ocpp.v16.status import connector_status
 from evsed.ocpp.v16.transactions import V16Transactions
 from evsed.ocpp.v16.trigger import TriggeredMessages
+from evsed.store.health import StorageHealth
 from evsed.store.transactions import TransactionStore
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,7 @@ class OcppV16Service:
         link: CsmsLink,
         keys: ConfigurationKeys,
         *,
+        storage: StorageHealth,
         meter_values: MeterValueBuilder,
         firmware_version: str,
         wall_clock: Callable[[], datetime],
@@ -64,6 +67,7 @@ class OcppV16Service:
         self._tx = transactions
         self.link = link
         self._keys = keys
+        self._storage = storage
         self.firmware_version = firmware_version
         self._now = wall_clock
         self.ops: CsmsOperations | None = None  # set by the composition root
@@ -82,7 +86,7 @@ class OcppV16Service:
         self._csms_ids: dict[int, int] = {}  # local transaction id -> CSMS transactionId
         self.invalid_id = InvalidIdPolicy(keys)
         self.sampler = MeterSampler(
-            connectors, transactions, store, keys, wall_clock, self, meter_values
+            connectors, transactions, store, keys, wall_clock, self, meter_values, storage
         )
         self.triggers = TriggeredMessages(
             self,
@@ -315,12 +319,23 @@ class OcppV16Service:
     async def _transaction_messages_first(self) -> None:
         """Let a pending Start/StopTransaction go before the status change it caused, so the
         CSMS sees e.g. StopTransaction before Available (OCA TC_005). Bounded: a status is never
-        held back for longer than one call timeout."""
-        runners = [r.settled() for r in self._connectors.values()]
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self._config.csms.call_timeout_s):
-                await asyncio.gather(*runners)
-                await self._outbox_idle.wait()
+        held back for longer than one call timeout, nor while the state database does not take
+        writes (the transaction message cannot be committed, and the fault must be heard)."""
+
+        async def sent() -> None:
+            await asyncio.gather(*(r.settled() for r in self._connectors.values()))
+            await self._outbox_idle.wait()
+
+        if not self._storage.ok:
+            return
+        waits = [asyncio.ensure_future(sent()), asyncio.ensure_future(self._storage.failing())]
+        try:
+            await asyncio.wait(
+                waits, timeout=self._config.csms.call_timeout_s, return_when=FIRST_COMPLETED
+            )
+        finally:
+            for task in waits:
+                task.cancel()
 
     async def _send_status(
         self, cp: V16ChargePoint, connector_id: int, status: str, error: str, timestamp: str
@@ -364,21 +379,21 @@ class OcppV16Service:
                 await self._started(message.local_tx_id, result, payload)
             elif message.action == "StopTransaction" and result.id_tag_info:
                 await self._remember(payload.get("id_tag"), result.id_tag_info)
-            await asyncio.to_thread(self._store.delivered, message.seq)
+            await self._storage.write("outbox delivery", self._store.delivered, message.seq)
 
     async def _failed(self, seq: int, action: str, attempts: int, exc: Exception) -> None:
         log.warning("%s attempt %d failed: %s", action, attempts, exc)
         if isinstance(exc, OCPPError):
-            await asyncio.to_thread(self._store.attempted, seq)
+            await self._storage.write("outbox attempt", self._store.attempted, seq)
             if attempts >= self._keys.get_int("TransactionMessageAttempts"):
                 log.error("%s dropped after %d attempts", action, attempts)
-                await asyncio.to_thread(self._store.delivered, seq)
+                await self._storage.write("outbox drop", self._store.delivered, seq)
                 return
         await asyncio.sleep(self._keys.get_int("TransactionMessageRetryInterval") * attempts)
 
     async def _started(self, local_id: int, result: Any, payload: dict[str, Any]) -> None:
         csms_id = int(result.transaction_id)
-        await asyncio.to_thread(self._store.set_csms_id, local_id, csms_id)
+        await self._storage.write("transactionId", self._store.set_csms_id, local_id, csms_id)
         self._csms_ids[local_id] = csms_id
         await self._remember(payload.get("id_tag"), result.id_tag_info)
         status = str(result.id_tag_info.get("status"))

@@ -15,6 +15,7 @@ ERROR_CODES: dict[Fault, str] = {
     Fault.CONNECTOR_LOCK: "ConnectorLockFailure",
     Fault.MCU_LINK_LOST: "InternalError",
     Fault.MCU_FAILSAFE: "InternalError",
+    Fault.STORAGE_FAILURE: "InternalError",
     Fault.CP_DIODE: "EVCommunicationError",
     Fault.CP_STATE_E: "EVCommunicationError",
     Fault.CP_STATE_F: "EVCommunicationError",

@@ -18,6 +18,7 @@ from typing import Any
 from evsed.charging.events import StopReason
 from evsed.clock import iso
 from evsed.ocpp.v16.metering import MeterValueBuilder
+from evsed.store.health import StorageHealth
 from evsed.store.transactions import TransactionStore
 from hal.types import MeterReading
 
@@ -34,8 +35,10 @@ class V16Transactions:
         wall_clock: Callable[[], datetime],
         wake_outbox: Callable[[], None],
         meter_values: MeterValueBuilder,
+        storage: StorageHealth,
     ) -> None:
         self._store = store
+        self._storage = storage
         self._now = wall_clock
         self._wake = wake_outbox
         self._meter_values = meter_values
@@ -66,8 +69,16 @@ class V16Transactions:
             },
         )
         begin = self._meter_value(reading, "StopTxnSampledData", "Transaction.Begin", ts, 0.0)
-        local_id = await asyncio.to_thread(
-            self._store.start, connector_id, id_tag, meter_wh, ts, message, [begin] if begin else []
+        # Retried until committed: the connector's storage fault keeps the power off meanwhile.
+        local_id = await self._storage.write(
+            "StartTransaction",
+            self._store.start,
+            connector_id,
+            id_tag,
+            meter_wh,
+            ts,
+            message,
+            [begin] if begin else [],
         )
         self.open[connector_id] = local_id
         log.info(
@@ -112,8 +123,10 @@ class V16Transactions:
         message = None
         if report is not None:
             message = ("MeterValues", {"connector_id": connector_id, "meter_value": [report]})
-        await asyncio.to_thread(self._store.sample, local_id, _wh(reading), ts, message, keep)
-        if message is not None:
+        stored = await self._storage.try_write(
+            "meter sample", self._store.sample, local_id, _wh(reading), ts, message, keep
+        )
+        if stored and message is not None:
             self._wake()
 
     async def stop(
@@ -155,8 +168,15 @@ class V16Transactions:
             data.append(end)
         if data:
             payload["transaction_data"] = data
-        stored = await asyncio.to_thread(
-            self._store.stop, local_id, meter_stop, ts, str(reason), ("StopTransaction", payload)
+        # Retried until committed, with the reason and reading of the moment it happened.
+        stored = await self._storage.write(
+            "StopTransaction",
+            self._store.stop,
+            local_id,
+            meter_stop,
+            ts,
+            str(reason),
+            ("StopTransaction", payload),
         )
         if stored:
             log.info(
