@@ -108,7 +108,9 @@ meter_values_interval_s = 1
 [hal]
 kind = "sim"
 
-[hal.meter]
+[[connectors]]
+id = 1
+[connectors.meter]
 poll_interval_s = 0.2
 timeout_s = 0.5
 
@@ -198,7 +200,7 @@ async def _run_reps(
         original_write(data)
 
     mcu._write = timed_write
-    meter = daemon.hardware.meter
+    meter = daemon.hardware.connectors[1].meter
     original_read = meter.read
     polls = 0
 

@@ -3,6 +3,10 @@
 Every key is declared here once, with its type and default; the parser walks these dataclasses,
 so an unknown key, a wrong type or a missing required value is reported with the key's dotted
 name and the file. ``evsed.example.toml`` documents every key; a test keeps the two in sync.
+
+Connectors are data: ``[[connectors]]`` is a list of tables, one per connector (a single-socket
+charger is a list of one, and the default when the file has none). A key inside one is named
+``connectors[N].key``, N counting the ``[[connectors]]`` tables of the file from 1.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ class CsmsConfig:
     """The OCPP-J connection. The charge point id is appended to ``url`` as a path segment."""
 
     url: str
+    protocol: Literal["ocpp1.6"] = "ocpp1.6"
     heartbeat_interval_s: int = 300
     call_timeout_s: float = 30.0
     reconnect_min_s: float = 2.0
@@ -47,10 +52,9 @@ class CsmsConfig:
 
 @dataclass(frozen=True, slots=True)
 class ChargingConfig:
-    """Session policy."""
+    """Session policy, the same for every connector, and the supply they share."""
 
-    max_current_a: float = 16.0
-    phases: int = 3
+    supply_max_current_a: float = 0.0
     free_mode: bool = False
     free_mode_id_tag: str = "evsed-free"
     connection_timeout_s: float = 60.0
@@ -59,7 +63,6 @@ class ChargingConfig:
     require_meter: bool = True
     ventilation_available: bool = False
     c_debounce_s: float = 0.5
-    connector_lock: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,12 +103,26 @@ class ContactorConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ConnectorConfig:
+    """One connector (socket or tethered cable) and the hardware that serves it."""
+
+    id: int = 1
+    max_current_a: float = 16.0
+    phases: int = 3
+    connector_lock: bool = False
+    pilot: PilotConfig = field(default_factory=PilotConfig)
+    meter: MeterConfig = field(default_factory=MeterConfig)
+    contactor: ContactorConfig = field(default_factory=ContactorConfig)
+
+
+@dataclass(frozen=True, slots=True)
 class SimConfig:
     """The simulated world used when ``hal.kind = "sim"``."""
 
     voltage_v: float = 230.0
     cable_rating_a: int = 32
     meter_port: int = 0
+    meter_transport: Literal["tcp", "rtu"] = "tcp"
     simulate_pilot: bool = True
     simulate_meter: bool = True
     simulate_contactor: bool = True
@@ -117,9 +134,6 @@ class HalConfig:
     """Which hardware the daemon drives."""
 
     kind: Literal["sim", "hardware"]
-    pilot: PilotConfig = field(default_factory=PilotConfig)
-    meter: MeterConfig = field(default_factory=MeterConfig)
-    contactor: ContactorConfig = field(default_factory=ContactorConfig)
     sim: SimConfig = field(default_factory=SimConfig)
 
 
@@ -152,6 +166,7 @@ class Config:
     charger: ChargerConfig
     csms: CsmsConfig
     hal: HalConfig
+    connectors: tuple[ConnectorConfig, ...] = (ConnectorConfig(),)
     charging: ChargingConfig = field(default_factory=ChargingConfig)
     ota: OtaConfig = field(default_factory=OtaConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
@@ -195,11 +210,23 @@ def config_keys(cls: type[Any] = Config, prefix: str = "") -> list[str]:
         if f.name == "source" and cls is Config:
             continue
         hint = hints[f.name]
-        if dataclasses.is_dataclass(hint):
+        table = _table_of(hint)
+        if table is not None:
+            keys += config_keys(table, f"{prefix}{f.name}.")
+        elif dataclasses.is_dataclass(hint):
             keys += config_keys(typing.cast(type[Any], hint), f"{prefix}{f.name}.")
         else:
             keys.append(f"{prefix}{f.name}")
     return keys
+
+
+def _table_of(hint: Any) -> type[Any] | None:
+    """The dataclass of a list-of-tables field (``tuple[SomeConfig, ...]``), else None."""
+    if typing.get_origin(hint) is tuple:
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis and dataclasses.is_dataclass(args[0]):
+            return typing.cast(type[Any], args[0])
+    return None
 
 
 def _build(cls: type[Any], data: dict[str, Any], path: Path, prefix: str, skip: set[str]) -> Any:
@@ -218,7 +245,19 @@ def _build(cls: type[Any], data: dict[str, Any], path: Path, prefix: str, skip: 
                 raise ConfigError(path, dotted, f"required {what} is missing")
             continue
         value = data[name]
-        if dataclasses.is_dataclass(hint):
+        table = _table_of(hint)
+        if table is not None:
+            if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+                raise ConfigError(
+                    path, dotted, f"expected tables ([[{dotted}]]), got {_kind(value)}"
+                )
+            if not value:
+                raise ConfigError(path, dotted, "needs at least one table")
+            values[name] = tuple(
+                _build(table, item, path, f"{dotted}[{i}].", set())
+                for i, item in enumerate(value, start=1)
+            )
+        elif dataclasses.is_dataclass(hint):
             if not isinstance(value, dict):
                 raise ConfigError(path, dotted, f"expected a table, got {_kind(value)}")
             values[name] = _build(typing.cast(type[Any], hint), value, path, f"{dotted}.", set())
@@ -291,11 +330,10 @@ def _check_values(config: Config, path: Path) -> None:
             "must be at least 100",
         ),
         (
-            6.0 <= config.charging.max_current_a <= 80.0,
-            "charging.max_current_a",
-            "must be between 6 and 80 A (IEC 61851-1 PWM range)",
+            config.charging.supply_max_current_a == 0 or config.charging.supply_max_current_a >= 6,
+            "charging.supply_max_current_a",
+            "must be 0 (no supply limit) or at least 6 A",
         ),
-        (config.charging.phases in (1, 3), "charging.phases", "must be 1 or 3"),
         (config.charging.connection_timeout_s > 0, "charging.connection_timeout_s", "must be > 0"),
         (
             config.charging.meter_values_interval_s >= 0,
@@ -308,16 +346,6 @@ def _check_values(config: Config, path: Path) -> None:
             "must be between 0 and 2.5 s (contactor must close within 3 s of C)",
         ),
         (
-            0.02 <= config.hal.contactor.feedback_check_s <= 2.0,
-            "hal.contactor.feedback_check_s",
-            "must be between 0.02 and 2 s",
-        ),
-        (
-            config.hal.meter.model != "custom" or bool(config.hal.meter.map_file),
-            "hal.meter.map_file",
-            'required when hal.meter.model = "custom"',
-        ),
-        (
             _valid_window(config.ota.maintenance_window),
             "ota.maintenance_window",
             'must be "" or "HH:MM-HH:MM" (UTC)',
@@ -328,19 +356,100 @@ def _check_values(config: Config, path: Path) -> None:
             "ota.health_check_timeout_s",
             "must be at least 10 s",
         ),
-        (config.hal.meter.poll_interval_s > 0, "hal.meter.poll_interval_s", "must be > 0"),
-        (config.hal.meter.timeout_s > 0, "hal.meter.timeout_s", "must be > 0"),
-        (1 <= config.hal.meter.device_id <= 247, "hal.meter.device_id", "must be 1..247"),
         (0 <= config.hal.sim.meter_port <= 65535, "hal.sim.meter_port", "must be 0..65535"),
-        (
-            config.hal.contactor.pin != config.hal.contactor.feedback_pin,
-            "hal.contactor.feedback_pin",
-            "must differ from hal.contactor.pin",
-        ),
     ]
+    for index, connector in enumerate(config.connectors, start=1):
+        checks += _connector_checks(connector, f"connectors[{index}].")
     for ok, key, problem in checks:
         if not ok:
             raise ConfigError(path, key, problem)
+    _check_across_connectors(config, path)
+
+
+def _connector_checks(c: ConnectorConfig, where: str) -> list[tuple[bool, str, str]]:
+    return [
+        (1 <= c.id <= 99, f"{where}id", "must be 1..99"),
+        (
+            6.0 <= c.max_current_a <= 80.0,
+            f"{where}max_current_a",
+            "must be between 6 and 80 A (IEC 61851-1 PWM range)",
+        ),
+        (c.phases in (1, 3), f"{where}phases", "must be 1 or 3"),
+        (
+            0.02 <= c.contactor.feedback_check_s <= 2.0,
+            f"{where}contactor.feedback_check_s",
+            "must be between 0.02 and 2 s",
+        ),
+        (
+            c.meter.model != "custom" or bool(c.meter.map_file),
+            f"{where}meter.map_file",
+            'required when meter.model = "custom"',
+        ),
+        (c.meter.poll_interval_s > 0, f"{where}meter.poll_interval_s", "must be > 0"),
+        (c.meter.timeout_s > 0, f"{where}meter.timeout_s", "must be > 0"),
+        (1 <= c.meter.device_id <= 247, f"{where}meter.device_id", "must be 1..247"),
+        (
+            c.contactor.pin != c.contactor.feedback_pin,
+            f"{where}contactor.feedback_pin",
+            "must differ from contactor.pin",
+        ),
+    ]
+
+
+def _check_across_connectors(config: Config, path: Path) -> None:
+    """Connector ids 1..N (OCPP numbers them so), and no two connectors on one pin, one
+    pilot line, or one meter address; meters that share an RS-485 line agree on its settings."""
+    ids = [c.id for c in config.connectors]
+    for index, connector in enumerate(config.connectors, start=1):
+        if connector.id in ids[: index - 1]:
+            raise ConfigError(path, f"connectors[{index}].id", f"{connector.id} is used twice")
+    if sorted(ids) != list(range(1, len(ids) + 1)):
+        raise ConfigError(
+            path, "connectors", f"connector ids must be 1..{len(ids)} (OCPP numbering), got {ids}"
+        )
+    pins: dict[int, str] = {}
+    pilots: dict[str, str] = {}
+    meters: dict[tuple[str, ...], str] = {}
+    lines: dict[str, tuple[int, str, int, str]] = {}
+    for index, c in enumerate(config.connectors, start=1):
+        where = f"connectors[{index}]"
+        for name, pin in (("pin", c.contactor.pin), ("feedback_pin", c.contactor.feedback_pin)):
+            key = f"{where}.contactor.{name}"
+            if pin in pins:
+                raise ConfigError(path, key, f"GPIO {pin} is already used by {pins[pin]}")
+            pins[pin] = key
+        if config.hal.kind == "hardware" or not config.hal.sim.simulate_pilot:
+            if c.pilot.port in pilots:
+                raise ConfigError(
+                    path,
+                    f"{where}.pilot.port",
+                    f"{c.pilot.port} is already used by {pilots[c.pilot.port]}",
+                )
+            pilots[c.pilot.port] = where
+        m = c.meter
+        bus = (
+            (m.transport, m.serial_port)
+            if m.transport == "rtu"
+            else (m.transport, m.host, str(m.port))
+        )
+        address = (*bus, str(m.device_id))
+        if address in meters:
+            raise ConfigError(
+                path,
+                f"{where}.meter.device_id",
+                f"device id {m.device_id} on the same line is already used by {meters[address]}",
+            )
+        meters[address] = where
+        if m.transport == "rtu":
+            settings = (m.baudrate, m.parity, m.stopbits, where)
+            first = lines.setdefault(m.serial_port, settings)
+            if first[:3] != settings[:3]:
+                raise ConfigError(
+                    path,
+                    f"{where}.meter.baudrate",
+                    f"meters on {m.serial_port} share one RS-485 line: baudrate, parity and"
+                    f" stopbits must match {first[3]}.meter",
+                )
 
 
 def _valid_window(window: str) -> bool:

@@ -15,7 +15,7 @@ from evsed.charging.events import AvailabilityChanged, StopReason, TagPresented
 from evsed.charging.faults import Fault
 from evsed.charging.state import Settings
 from evsed.clock import utcnow
-from evsed.config import Config
+from evsed.config import Config, ConnectorConfig
 from evsed.connector import ConnectorRunner
 from evsed.control.server import ControlError, ControlServer
 from evsed.control.snapshot import connector_snapshot
@@ -82,7 +82,7 @@ class Daemon:
             ),
             measurands=SUPPORTED_MEASURANDS,
         )
-        meter_values = MeterValueBuilder(keys.get_csl, config.charging.phases)
+        meter_values = MeterValueBuilder(keys.get_csl, {c.id: c.phases for c in config.connectors})
         hardware = self.hardware = await build_hardware(config)
         await self._slot_firmware_version()
         url = config.csms.url.rstrip("/") + "/" + config.charger.id
@@ -99,18 +99,20 @@ class Daemon:
             meter_values=meter_values,
             storage=storage,
         )
+        connector = config.connectors[0]
+        parts = hardware.connectors[connector.id]
         runner = ConnectorRunner(
             CONNECTOR_ID,
-            _settings(config),
-            pilot=hardware.pilot,
-            contactor=hardware.contactor,
-            meter=hardware.meter,
+            _settings(config, connector),
+            pilot=parts.pilot,
+            contactor=parts.contactor,
+            meter=parts.meter,
             sink=transactions,
             authorize=lambda tag: ops.authorize(CONNECTOR_ID, tag),
             may_stop=lambda connector_id, tag: ops.may_stop(connector_id, tag),
             clock=loop.time,
-            meter_poll_s=config.hal.meter.poll_interval_s,
-            feedback_check_s=config.hal.contactor.feedback_check_s,
+            meter_poll_s=connector.meter.poll_interval_s,
+            feedback_check_s=connector.contactor.feedback_check_s,
         )
         runner.state = dataclasses.replace(runner.state, settings=settings_from_keys(runner, keys))
         self.runners = {CONNECTOR_ID: runner}
@@ -245,7 +247,7 @@ class Daemon:
             if runner.meter_reading is None or Fault.METER_FAILURE in runner.state.faults:
                 return f"connector {runner.connector_id}: meter not readable"
             if self.hardware is not None:
-                contactor = self.hardware.contactor
+                contactor = self.hardware.connectors[runner.connector_id].contactor
                 if contactor.commanded_closed != contactor.feedback_closed:
                     return f"connector {runner.connector_id}: contactor feedback inconsistent"
             if runner.state.blocking_faults:
@@ -451,10 +453,10 @@ def _slot_snapshot(system: SystemStatus | None) -> dict[str, Any] | None:
     }
 
 
-def _settings(config: Config) -> Settings:
+def _settings(config: Config, connector: ConnectorConfig) -> Settings:
     c = config.charging
     return Settings(
-        max_current_a=c.max_current_a,
+        max_current_a=connector.max_current_a,
         free_mode=c.free_mode,
         free_mode_id_tag=c.free_mode_id_tag,
         connection_timeout_s=c.connection_timeout_s,
@@ -462,5 +464,5 @@ def _settings(config: Config) -> Settings:
         ventilation_available=c.ventilation_available,
         c_debounce_s=c.c_debounce_s,
         require_meter=c.require_meter,
-        has_lock=c.connector_lock,
+        has_lock=connector.connector_lock,
     )

@@ -1,13 +1,13 @@
-"""Builds the hardware drivers from the config: the same drivers in both modes; in sim mode
-they talk to simulators over real transports, and ``[hal.sim]`` can swap any part for the real
-device configured for it."""
+"""Builds the hardware drivers from the config, per connector: the same drivers in both modes;
+in sim mode they talk to simulators over real transports, and ``[hal.sim]`` can swap any part
+for the real device configured for it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from evsed.config import Config
+from evsed.config import Config, ConnectorConfig
 from evsed.errors import ConfigError
 from hal.interfaces import Contactor, Meter, Pilot
 from hal.meter_maps import RegisterMap
@@ -16,36 +16,48 @@ SIM_METER_ENERGY_FILE = "sim-meter-energy-wh"  # in the state directory
 
 
 @dataclass
-class Hardware:
+class ConnectorHardware:
+    """The drivers of one connector."""
+
     pilot: Pilot
     meter: Meter
     contactor: Contactor
+
+
+@dataclass
+class Hardware:
+    connectors: dict[int, ConnectorHardware]
     world: Any = None  # hal.sim.world.SimWorld in sim mode
 
 
 async def build_hardware(config: Config) -> Hardware:
-    """The same drivers in both modes. In sim mode they talk to simulators over real
-    transports; ``[hal.sim]`` can swap any part for the real device configured for it."""
+    """Every connector's drivers, real or (``[hal] kind = "sim"``) talking to simulators."""
+    if config.hal.kind == "hardware":
+        return Hardware(
+            {
+                c.id: ConnectorHardware(_real_pilot(c), _real_meter(config, c), _real_contactor(c))
+                for c in config.connectors
+            }
+        )
+    return await _simulated(config)
+
+
+async def _simulated(config: Config) -> Hardware:
     from hal.gpio_contactor import GpioContactor
     from hal.meter_maps import MAPS
     from hal.modbus_meter import ModbusMeter
     from hal.serial_pilot import SerialPilot
-
-    hal = config.hal
-    if hal.kind == "hardware":
-        return Hardware(
-            pilot=SerialPilot(hal.pilot.port, hal.pilot.baudrate),
-            meter=_real_meter(config),
-            contactor=_real_contactor(config),
-        )
     from hal.sim.world import SimWorld
 
-    sim = hal.sim
+    if len(config.connectors) != 1:
+        raise ConfigError(config.source, "connectors", "the simulator serves one connector")
+    (c,) = config.connectors
+    sim = config.hal.sim
     world = SimWorld(
-        coil_pin=hal.contactor.pin,
-        feedback_pin=hal.contactor.feedback_pin,
+        coil_pin=c.contactor.pin,
+        feedback_pin=c.contactor.feedback_pin,
         voltage_v=sim.voltage_v,
-        phases=config.charging.phases,
+        phases=c.phases,
         cable_rating_a=sim.cable_rating_a,
         meter_port=sim.meter_port,
         # The simulated meter's count survives a crash of the daemon, as a real meter's does.
@@ -57,34 +69,40 @@ async def build_hardware(config: Config) -> Hardware:
             world.command(["fault", name])
         except ValueError as exc:
             raise ConfigError(config.source, "hal.sim.start_faults", str(exc)) from None
-    return Hardware(
-        pilot=SerialPilot(
-            world.pilot_port if sim.simulate_pilot else hal.pilot.port, hal.pilot.baudrate
-        ),
-        meter=ModbusMeter(
+    pilot = (
+        SerialPilot(world.pilot_port, c.pilot.baudrate) if sim.simulate_pilot else _real_pilot(c)
+    )
+    meter: Meter = (
+        ModbusMeter(
             MAPS["sdm630"],
             transport="tcp",
             host="127.0.0.1",
             port=world.meter_port,
-            timeout=hal.meter.timeout_s,
+            timeout=c.meter.timeout_s,
         )
         if sim.simulate_meter
-        else _real_meter(config),
-        contactor=GpioContactor(
-            hal.contactor.pin, hal.contactor.feedback_pin, pin_factory=world.pin_factory
-        )
-        if sim.simulate_contactor
-        else _real_contactor(config),
-        world=world,
+        else _real_meter(config, c)
     )
+    contactor: Contactor = (
+        GpioContactor(c.contactor.pin, c.contactor.feedback_pin, pin_factory=world.pin_factory)
+        if sim.simulate_contactor
+        else _real_contactor(c)
+    )
+    return Hardware({c.id: ConnectorHardware(pilot, meter, contactor)}, world)
 
 
-def _real_meter(config: Config) -> Meter:
+def _real_pilot(c: ConnectorConfig) -> Pilot:
+    from hal.serial_pilot import SerialPilot
+
+    return SerialPilot(c.pilot.port, c.pilot.baudrate)
+
+
+def _real_meter(config: Config, c: ConnectorConfig) -> Meter:
     from hal.modbus_meter import ModbusMeter
 
-    m = config.hal.meter
+    m = c.meter
     return ModbusMeter(
-        _register_map(config),
+        _register_map(config, c),
         transport=m.transport,
         host=m.host,
         port=m.port,
@@ -97,33 +115,34 @@ def _real_meter(config: Config) -> Meter:
     )
 
 
-def _real_contactor(config: Config) -> Contactor:
+def _real_contactor(c: ConnectorConfig) -> Contactor:
     """GPIO contactor; with ``pin_factory = "mock"`` (no GPIO) the mock mirror contact is
     wired to follow the coil, so a board without a contactor can run whole sessions."""
     from hal.gpio_contactor import GpioContactor, make_pin_factory
 
-    c = config.hal.contactor
-    factory = make_pin_factory(c.pin_factory)
-    if c.pin_factory == "mock":
+    k = c.contactor
+    factory = make_pin_factory(k.pin_factory)
+    if k.pin_factory == "mock":
         from hal.sim.contactor import SimContactorWiring
 
-        SimContactorWiring(factory, c.pin, c.feedback_pin)
+        SimContactorWiring(factory, k.pin, k.feedback_pin)
     return GpioContactor(
-        c.pin, c.feedback_pin, feedback_active_high=c.feedback_active_high, pin_factory=factory
+        k.pin, k.feedback_pin, feedback_active_high=k.feedback_active_high, pin_factory=factory
     )
 
 
-def _register_map(config: Config) -> RegisterMap:
+def _register_map(config: Config, c: ConnectorConfig) -> RegisterMap:
     """The meter's register map: a built-in one by name, or a custom one from a TOML file."""
     from hal.meter_maps import MAPS, load_map_file
 
-    meter = config.hal.meter
+    where = f"connectors[{config.connectors.index(c) + 1}].meter"
+    meter = c.meter
     if meter.model == "custom":
         try:
             return load_map_file(meter.map_file)
         except (OSError, ValueError) as exc:
-            raise ConfigError(config.source, "hal.meter.map_file", str(exc)) from None
+            raise ConfigError(config.source, f"{where}.map_file", str(exc)) from None
     if meter.model not in MAPS:
         known = ", ".join([*sorted(MAPS), "custom"])
-        raise ConfigError(config.source, "hal.meter.model", f"unknown meter; known: {known}")
+        raise ConfigError(config.source, f"{where}.model", f"unknown meter; known: {known}")
     return MAPS[meter.model]

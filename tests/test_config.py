@@ -33,25 +33,39 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_minimal_config_gets_defaults(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, MINIMAL))
     assert config.charger.id == "cp-1"
-    assert config.charging.max_current_a == 16.0
-    assert config.hal.contactor.pin == 17
+    (connector,) = config.connectors  # a single-socket charger is a list of one
+    assert connector.id == 1
+    assert connector.max_current_a == 16.0
+    assert connector.contactor.pin == 17
 
 
 def test_integer_accepted_where_a_number_is_expected(tmp_path: Path) -> None:
-    config = load_config(write(tmp_path, MINIMAL + "[charging]\nmax_current_a = 32\n"))
-    assert config.charging.max_current_a == 32.0
-    assert isinstance(config.charging.max_current_a, float)
+    config = load_config(write(tmp_path, MINIMAL + "[[connectors]]\nmax_current_a = 32\n"))
+    assert config.connectors[0].max_current_a == 32.0
+    assert isinstance(config.connectors[0].max_current_a, float)
 
 
 @pytest.mark.parametrize(
     ("extra", "key", "problem"),
     [
         ("[charging]\nmax_curent_a = 16\n", "charging.max_curent_a", "unknown key"),
-        ('[charging]\nmax_current_a = "16"\n', "charging.max_current_a", "expected a number"),
+        (
+            '[[connectors]]\nmax_current_a = "16"\n',
+            "connectors[1].max_current_a",
+            "expected a number",
+        ),
         ("[charging]\nfree_mode = 1\n", "charging.free_mode", "expected a boolean"),
-        ('[hal.meter]\ntransport = "usb"\n', "hal.meter.transport", "must be one of"),
+        (
+            '[[connectors]]\n[connectors.meter]\ntransport = "usb"\n',
+            "connectors[1].meter.transport",
+            "must be one of",
+        ),
         ("[hal.sim]\nmeter_port = 1.5\n", "hal.sim.meter_port", "expected an integer"),
-        ("[charging]\nmax_current_a = 100\n", "charging.max_current_a", "between 6 and 80"),
+        (
+            "[[connectors]]\nmax_current_a = 100\n",
+            "connectors[1].max_current_a",
+            "between 6 and 80",
+        ),
         ("[bogus]\nx = 1\n", "bogus", "unknown key"),
     ],
 )
@@ -94,10 +108,10 @@ def test_daemon_exits_78_on_unknown_key(tmp_path: Path) -> None:
 
 
 def test_daemon_exits_78_on_bad_type(tmp_path: Path) -> None:
-    path = write(tmp_path, MINIMAL + '[charging]\nphases = "3"\n')
+    path = write(tmp_path, MINIMAL + '[[connectors]]\nphases = "3"\n')
     result = _run_daemon("--config", str(path))
     assert result.returncode == EXIT_CONFIG
-    assert "charging.phases: expected an integer" in result.stderr
+    assert "connectors[1].phases: expected an integer" in result.stderr
 
 
 def test_daemon_exits_78_on_missing_file(tmp_path: Path) -> None:
@@ -115,6 +129,10 @@ def test_example_file_parses_and_lists_every_key() -> None:
         for key, value in table.items():
             if isinstance(value, dict):
                 out |= leaves(value, f"{prefix}{key}.")
+            elif isinstance(value, list) and value and isinstance(value[0], dict):
+                for item in value:  # [[connectors]]: every table lists every key
+                    assert leaves(item) == leaves(value[0]), key
+                out |= leaves(value[0], f"{prefix}{key}.")
             else:
                 out.add(f"{prefix}{key}")
         return out
@@ -137,16 +155,88 @@ def test_daemon_exits_78_on_a_broken_custom_meter_map(tmp_path: Path) -> None:
     path = write(
         tmp_path,
         MINIMAL.replace('kind = "sim"', 'kind = "hardware"')
-        + f'[hal.meter]\nmodel = "custom"\nmap_file = "{bad_map}"\n',
+        + f'[[connectors]]\n[connectors.meter]\nmodel = "custom"\nmap_file = "{bad_map}"\n',
     )
     text = path.read_text().replace('id = "cp-1"', f'id = "cp-1"\nstate_dir = "{tmp_path}"')
     path.write_text(text)
     result = _run_daemon("--config", str(path))
     assert result.returncode == EXIT_CONFIG
-    assert "hal.meter.map_file" in result.stderr
+    assert "connectors[1].meter.map_file" in result.stderr
     assert "meter.toml" in result.stderr
 
 
 def test_custom_meter_model_needs_a_map_file(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"hal\.meter\.map_file: required when"):
-        load_config(write(tmp_path, MINIMAL + '[hal.meter]\nmodel = "custom"\n'))
+    with pytest.raises(ConfigError, match=r"connectors\[1\]\.meter\.map_file: required when"):
+        load_config(
+            write(tmp_path, MINIMAL + '[[connectors]]\n[connectors.meter]\nmodel = "custom"\n')
+        )
+
+
+TWIN = (
+    MINIMAL
+    + """
+[[connectors]]
+id = 1
+[connectors.meter]
+device_id = 1
+[connectors.contactor]
+pin = 17
+feedback_pin = 27
+
+[[connectors]]
+id = 2
+[connectors.meter]
+device_id = 2
+[connectors.contactor]
+pin = 22
+feedback_pin = 23
+"""
+)
+
+
+def test_a_twin_socket_charger_is_two_connector_tables(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, TWIN))
+    assert [c.id for c in config.connectors] == [1, 2]
+    # Two meters on one RS-485 line (the default serial port), device ids 1 and 2.
+    assert {c.meter.serial_port for c in config.connectors} == {"/dev/ttyUSB0"}
+    assert [c.meter.device_id for c in config.connectors] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "problem"),
+    [
+        (("\nid = 2\n", "\nid = 1\n"), "connectors[2].id", "used twice"),
+        (("\nid = 2\n", "\nid = 3\n"), "connectors", "must be 1..2"),
+        (("pin = 22", "pin = 17"), "connectors[2].contactor.pin", "GPIO 17 is already used"),
+        (("device_id = 2", "device_id = 1"), "connectors[2].meter.device_id", "already used"),
+        (
+            ("device_id = 2", "device_id = 2\nbaudrate = 19200"),
+            "connectors[2].meter.baudrate",
+            "share one RS-485 line",
+        ),
+        (("device_id = 2", "device_id = 0"), "connectors[2].meter.device_id", "1..247"),
+        (("feedback_pin = 23", "feedback_pin = 22"), "connectors[2].contactor.feedback_pin", ""),
+    ],
+)
+def test_connector_errors_name_the_connector(
+    tmp_path: Path, change: tuple[str, str], key: str, problem: str
+) -> None:
+    text = TWIN.replace(*change)
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text))
+    assert info.value.key == key
+    assert problem in info.value.problem
+
+
+def test_a_connector_list_must_not_be_empty_or_a_plain_table(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"connectors: needs at least one table"):
+        load_config(write(tmp_path, "connectors = []\n" + MINIMAL))
+    with pytest.raises(ConfigError, match=r"connectors: expected tables"):
+        load_config(write(tmp_path, MINIMAL + "[connectors]\nid = 1\n"))
+
+
+def test_daemon_exits_78_naming_the_connector(tmp_path: Path) -> None:
+    path = write(tmp_path, TWIN.replace("device_id = 2", "device_id = 1"))
+    result = _run_daemon("--config", str(path))
+    assert result.returncode == EXIT_CONFIG
+    assert "connectors[2].meter.device_id" in result.stderr

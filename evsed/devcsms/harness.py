@@ -270,8 +270,18 @@ class Evsed:
             self.proc.wait()
 
 
-def write_config(workdir: Path, csms_url: str, charger_id: str, **sections: Any) -> Path:
-    """A config for a simulated charger in ``workdir``; ``sections`` override keys per table."""
+# GPIO pins of the simulated connectors (coil, mirror contact), by connector id.
+SIM_PINS = {1: (17, 27), 2: (22, 23), 3: (5, 6), 4: (13, 19)}
+
+
+def write_config(
+    workdir: Path, csms_url: str, charger_id: str, *, connectors: int = 1, **sections: Any
+) -> Path:
+    """A config for a simulated charger with ``connectors`` connectors in ``workdir``.
+
+    ``sections`` override keys per table (``hal__sim`` for ``[hal.sim]``); a section named
+    ``connector`` (``connector__meter``, ...) applies to every ``[[connectors]]`` table, one
+    named ``connector2`` (``connector2__meter``, ...) to connector 2 only."""
     base: dict[str, dict[str, Any]] = {
         "charger": {
             "id": charger_id,
@@ -281,20 +291,41 @@ def write_config(workdir: Path, csms_url: str, charger_id: str, **sections: Any)
         "csms": {"url": csms_url, "reconnect_min_s": 0.2, "reconnect_max_s": 1.0},
         "charging": {"meter_values_interval_s": 2.0, "c_debounce_s": 0.2},
         "hal": {"kind": "sim"},
-        "hal.meter": {"poll_interval_s": 0.2, "timeout_s": 0.5},
         "ota": {"enabled": False},  # firmware-update tests turn it on
         "logging": {"level": "DEBUG"},
     }
+    tables: list[dict[str, dict[str, Any]]] = []
+    for number in range(1, connectors + 1):
+        coil, feedback = SIM_PINS[number]
+        tables.append(
+            {
+                "": {"id": number},
+                "meter": {"poll_interval_s": 0.2, "timeout_s": 0.5, "device_id": number},
+                "contactor": {"pin": coil, "feedback_pin": feedback},
+            }
+        )
     for name, values in sections.items():
-        base.setdefault(name.replace("__", "."), {}).update(values)
+        head, _, sub = name.partition("__")
+        if head == "connector" or (head.startswith("connector") and head[9:].isdigit()):
+            chosen = tables if head == "connector" else [tables[int(head[9:]) - 1]]
+            for table in chosen:
+                table.setdefault(sub.replace("__", "."), {}).update(values)
+        else:
+            base.setdefault(name.replace("__", "."), {}).update(values)
     lines: list[str] = []
-    for table, values in base.items():
-        lines.append(f"[{table}]")
-        lines += [f"{key} = {json.dumps(value)}" for key, value in values.items()]
-        lines.append("")
+    for name, values in base.items():
+        lines += [f"[{name}]", *_toml_values(values), ""]
+    for table in tables:
+        lines += ["[[connectors]]", *_toml_values(table.pop("")), ""]
+        for name, values in table.items():
+            lines += [f"[connectors.{name}]", *_toml_values(values), ""]
     path = workdir / "evsed.toml"
     path.write_text("\n".join(lines))
     return path
+
+
+def _toml_values(values: dict[str, Any]) -> list[str]:
+    return [f"{key} = {json.dumps(value)}" for key, value in values.items()]
 
 
 def run_demo(

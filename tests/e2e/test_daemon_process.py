@@ -55,9 +55,9 @@ def test_sim_commands_refused_on_real_hardware(tmp_path: Path, csms: DevCsms) ->
         tmp_path,
         csms.ws_url,
         hal={"kind": "hardware"},
-        hal__pilot={"port": str(tmp_path / "no-such-tty")},
-        hal__meter={"transport": "tcp", "host": "127.0.0.1", "port": 9, "timeout_s": 0.2},
-        hal__contactor={"pin_factory": "mock"},
+        connector__pilot={"port": str(tmp_path / "no-such-tty")},
+        connector__meter={"transport": "tcp", "host": "127.0.0.1", "port": 9, "timeout_s": 0.2},
+        connector__contactor={"pin_factory": "mock"},
     )
     try:
         result = evsed.ctl("sim", "plug")

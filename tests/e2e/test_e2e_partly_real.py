@@ -35,7 +35,7 @@ def test_simulated_pilot_with_a_real_meter(
         tmp_path,
         csms.ws_url,
         hal__sim={"simulate_meter": False},
-        hal__meter={"transport": "tcp", "host": "127.0.0.1", "port": outside_meter.port},
+        connector__meter={"transport": "tcp", "host": "127.0.0.1", "port": outside_meter.port},
     )
     try:
         wait_for(lambda: (evsed.connector()["energy_wh"] or 0) >= 123_456, what="outside meter")
@@ -56,17 +56,17 @@ async def test_mock_gpio_in_hardware_mode_has_a_mirror_that_follows_the_coil(
             "ws://127.0.0.1:9/ocpp",
             "CP01",
             hal={"kind": "hardware"},
-            hal__contactor={"pin_factory": "mock"},
-            hal__meter={"transport": "tcp", "port": 9},
+            connector__contactor={"pin_factory": "mock"},
+            connector__meter={"transport": "tcp", "port": 9},
         )
     )
     hardware = await build_hardware(config)
     seen: list[bool] = []
-    hardware.contactor.start(seen.append)
-    hardware.contactor.close()
-    assert hardware.contactor.feedback_closed
-    hardware.contactor.open()
-    assert not hardware.contactor.feedback_closed
+    hardware.connectors[1].contactor.start(seen.append)
+    hardware.connectors[1].contactor.close()
+    assert hardware.connectors[1].contactor.feedback_closed
+    hardware.connectors[1].contactor.open()
+    assert not hardware.connectors[1].contactor.feedback_closed
     await asyncio.sleep(0.05)
     assert seen == [True, False]
-    hardware.contactor.stop()
+    hardware.connectors[1].contactor.stop()

@@ -103,7 +103,7 @@ def test_tc_005_1_ev_side_disconnected_stop_and_unlock_on_ev_side_disconnect(
             "StopTransactionOnEVSideDisconnect": "true",
             "UnlockConnectorOnEVSideDisconnect": "true",
         },
-        charging={"connector_lock": True},
+        connector={"connector_lock": True},
     )
     transaction_id = charging(evsed, csms)
     start = mark(csms)
@@ -129,7 +129,7 @@ def test_tc_005_2_ev_side_disconnected_stop_but_no_unlock_on_ev_side_disconnect(
             "StopTransactionOnEVSideDisconnect": "true",
             "UnlockConnectorOnEVSideDisconnect": "false",
         },
-        charging={"connector_lock": True},
+        connector={"connector_lock": True},
     )
     charging(evsed, csms)
     start = mark(csms)

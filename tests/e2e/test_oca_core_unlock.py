@@ -1,8 +1,8 @@
 """OCA OCPP 1.6 Core test cases: UnlockConnector and the connector lock (TC_017_1, TC_017_2,
 TC_018_1, TC_018_2, TC_024, TC_030, TC_031).
 
-``charging.connector_lock = true`` is a socket with a lock ("not fixed cable"); false is a
-tethered cable ("fixed cable"), which has nothing to unlock.
+``connector_lock = true`` (in ``[[connectors]]``) is a socket with a lock ("not fixed cable");
+false is a tethered cable ("fixed cable"), which has nothing to unlock.
 """
 
 import time
@@ -24,7 +24,7 @@ def _unlock(csms: DevCsms, connector_id: int = 1) -> str:
 def test_tc_017_1_unlock_connector_no_charging_session_running_not_fixed_cable(
     csms: DevCsms, start_evsed: Callable[..., Evsed]
 ) -> None:
-    evsed = booted(start_evsed, csms, charging=SOCKET)
+    evsed = booted(start_evsed, csms, connector=SOCKET)
     start = mark(csms)
     assert _unlock(csms) == "Unlocked"
     time.sleep(0.3)
@@ -35,14 +35,14 @@ def test_tc_017_1_unlock_connector_no_charging_session_running_not_fixed_cable(
 def test_tc_017_2_unlock_connector_no_charging_session_running_fixed_cable(
     csms: DevCsms, start_evsed: Callable[..., Evsed]
 ) -> None:
-    booted(start_evsed, csms, charging=TETHERED)
+    booted(start_evsed, csms, connector=TETHERED)
     assert _unlock(csms) == "NotSupported"
 
 
 def test_tc_018_1_unlock_connector_with_charging_session_not_fixed_cable(
     csms: DevCsms, start_evsed: Callable[..., Evsed]
 ) -> None:
-    evsed = booted(start_evsed, csms, charging=SOCKET)
+    evsed = booted(start_evsed, csms, connector=SOCKET)
     transaction_id = charging(evsed, csms)
     start = mark(csms)
     assert _unlock(csms) == "Unlocked"
@@ -62,7 +62,7 @@ def test_tc_018_1_unlock_connector_with_charging_session_not_fixed_cable(
 def test_tc_018_2_unlock_connector_with_charging_session_fixed_cable(
     csms: DevCsms, start_evsed: Callable[..., Evsed]
 ) -> None:
-    evsed = booted(start_evsed, csms, charging=TETHERED)
+    evsed = booted(start_evsed, csms, connector=TETHERED)
     charging(evsed, csms)
     start = mark(csms)
     assert _unlock(csms) == "NotSupported"
@@ -74,7 +74,7 @@ def test_tc_018_2_unlock_connector_with_charging_session_fixed_cable(
 def test_tc_024_start_charging_session_lock_failure(
     csms: DevCsms, start_evsed: Callable[..., Evsed]
 ) -> None:
-    evsed = booted(start_evsed, csms, charging=SOCKET)
+    evsed = booted(start_evsed, csms, connector=SOCKET)
     start = mark(csms)
     assert csms.result("RemoteStartTransaction", {"connectorId": 1, "idTag": "04E91C2A"}) == {
         "status": "Accepted"
@@ -109,7 +109,7 @@ def test_tc_030_unlock_connector_unlock_failure(
         start_evsed,
         csms,
         keys={"UnlockConnectorOnEVSideDisconnect": "false"},
-        charging=SOCKET,
+        connector=SOCKET,
     )
     charging(evsed, csms)
     evsed.sim("fault", "lock")
@@ -133,5 +133,5 @@ def test_tc_030_unlock_connector_unlock_failure(
 def test_tc_031_unlock_connector_unknown_connector(
     csms: DevCsms, start_evsed: Callable[..., Evsed]
 ) -> None:
-    booted(start_evsed, csms, charging=SOCKET)
+    booted(start_evsed, csms, connector=SOCKET)
     assert _unlock(csms, connector_id=2) == "NotSupported"

@@ -124,7 +124,7 @@ def test_a_single_phase_charger_reports_one_phase_on_every_path(
             "ClockAlignedDataInterval": "1",
             "MeterValueSampleInterval": "1",
         },
-        charging={"phases": 1},
+        connector={"phases": 1},
     )
 
     def values(context: str) -> list[dict[str, Any]]:

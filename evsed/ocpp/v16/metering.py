@@ -7,7 +7,7 @@ SampledValues. Measurands the hardware cannot provide are refused when the key i
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from hal.types import MeterReading
@@ -67,13 +67,15 @@ class MeterValueBuilder:
     clock-aligned samples without a transaction and triggered ones all go through it, so every
     path reports the charger's phases and nothing else."""
 
-    def __init__(self, measurands: Callable[[str], list[str]], phases: int) -> None:
-        """``measurands``: the members of a measurand key (§9.1), read when needed."""
+    def __init__(self, measurands: Callable[[str], list[str]], phases: Mapping[int, int]) -> None:
+        """``measurands``: the members of a measurand key (§9.1), read when needed;
+        ``phases``: how many phases each connector has."""
         self._measurands = measurands
-        self.phases = phases
+        self._phases = dict(phases)
 
     def build(
         self,
+        connector_id: int,
         reading: MeterReading | None,
         key: str,
         context: str,
@@ -87,7 +89,11 @@ class MeterValueBuilder:
         if reading is None or not measurands:
             return None
         values = sampled_values(
-            reading, measurands, context, offered_a=offered_a, phases=self.phases
+            reading,
+            measurands,
+            context,
+            offered_a=offered_a,
+            phases=self._phases.get(connector_id, 3),
         )
         return {"timestamp": timestamp, "sampled_value": values} if values else None
 

@@ -110,7 +110,7 @@ class MeterSampler:
                 )
                 continue
             value = self._meter_values.build(
-                reading, "MeterValuesAlignedData", "Sample.Clock", iso(due)
+                connector_id, reading, "MeterValuesAlignedData", "Sample.Clock", iso(due)
             )
             if value is not None:
                 payload = {"connector_id": connector_id, "meter_value": [value]}

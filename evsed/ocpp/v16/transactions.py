@@ -47,9 +47,17 @@ class V16Transactions:
         self._stopped_by: dict[int, str] = {}
 
     def _meter_value(
-        self, reading: MeterReading | None, key: str, context: str, ts: str, offered_a: float
+        self,
+        connector_id: int,
+        reading: MeterReading | None,
+        key: str,
+        context: str,
+        ts: str,
+        offered_a: float,
     ) -> dict[str, Any] | None:
-        return self._meter_values.build(reading, key, context, ts, offered_a=offered_a)
+        return self._meter_values.build(
+            connector_id, reading, key, context, ts, offered_a=offered_a
+        )
 
     def stopped_by(self, connector_id: int, id_tag: str) -> None:
         """``id_tag`` (not the one that started it) is stopping the connector's transaction."""
@@ -68,7 +76,9 @@ class V16Transactions:
                 "timestamp": ts,
             },
         )
-        begin = self._meter_value(reading, "StopTxnSampledData", "Transaction.Begin", ts, 0.0)
+        begin = self._meter_value(
+            connector_id, reading, "StopTxnSampledData", "Transaction.Begin", ts, 0.0
+        )
         # Retried until committed: the connector's storage fault keeps the power off meanwhile.
         local_id = await self._storage.write(
             "StartTransaction",
@@ -107,6 +117,7 @@ class V16Transactions:
         ts = iso(at or self._now())
         clock = context == "Sample.Clock"
         report = self._meter_value(
+            connector_id,
             reading,
             "MeterValuesAlignedData" if clock else "MeterValuesSampledData",
             context,
@@ -114,6 +125,7 @@ class V16Transactions:
             offered_a,
         )
         keep = self._meter_value(
+            connector_id,
             reading,
             "StopTxnAlignedData" if clock else "StopTxnSampledData",
             context,
@@ -163,7 +175,9 @@ class V16Transactions:
             "id_tag": id_tag or record.id_tag,
         }
         data = json.loads(record.transaction_data)
-        end = self._meter_value(reading, "StopTxnSampledData", "Transaction.End", ts, 0.0)
+        end = self._meter_value(
+            record.connector_id, reading, "StopTxnSampledData", "Transaction.End", ts, 0.0
+        )
         if end is not None:
             data.append(end)
         if data:

@@ -148,6 +148,7 @@ class TriggeredMessages:
     def _meter_value(self, connector_id: int) -> Any | None:
         connector = self._connectors[connector_id]
         value = self._meter_values.build(
+            connector_id,
             connector.meter_reading,
             "MeterValuesSampledData",
             "Trigger",
