@@ -46,17 +46,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def _run(daemon: Daemon) -> None:
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-
-    def terminate() -> None:
-        # SIGTERM wins over a Reset in progress: `systemctl stop` means stop, not restart.
-        daemon.terminate()
-        stop.set()
-
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, terminate)
-    await daemon.run(stop)
+        # SIGTERM wins over a Reset in progress: `systemctl stop` means stop, not restart.
+        loop.add_signal_handler(sig, daemon.terminate)
+    await daemon.run()
 
 
 def _restart(kind: str, config: Config, config_path: str) -> None:

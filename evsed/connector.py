@@ -3,7 +3,9 @@ its commands against the HAL. The only place where charging decisions touch hard
 
 HAL commands run synchronously inside ``feed`` (the safety path: a C->B status frame opens the
 contactor before ``feed`` returns). Transaction and authorization work goes to an ordered
-worker so a start is always recorded before the matching stop.
+worker, which asks the :class:`~evsed.port.SessionHost` (the CSMS client), so a start is always
+recorded before the matching stop. The runner is the :class:`evsed.port.Connector` that the
+charger's clients see.
 """
 
 from __future__ import annotations
@@ -12,25 +14,26 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Protocol
 
 from evsed.charging.commands import (
-    Authorize,
+    AskAuthorization,
+    BeginTransaction,
     CheckStopTag,
     CloseContactor,
     Command,
-    LockConnector,
+    EndTransaction,
+    EngageLock,
     OpenContactor,
+    ReleaseLock,
     SetPwm,
     ShowStateF,
-    StartTransaction,
     StopPwm,
-    StopTransaction,
-    UnlockConnector,
 )
 from evsed.charging.events import (
     AuthAccepted,
+    AuthorizationRevoked,
     AuthRejected,
+    AvailabilityChanged,
     CableRatingRead,
     CpStateChanged,
     CurrentMeasured,
@@ -38,14 +41,18 @@ from evsed.charging.events import (
     FaultCleared,
     FaultRaised,
     LockPositionRead,
+    RemoteStartRequested,
+    SettingsChanged,
     StopReason,
     StopRequested,
+    TagPresented,
     TimePassed,
     UnlockRequested,
 )
 from evsed.charging.faults import Fault
 from evsed.charging.session import step
 from evsed.charging.state import ConnectorState, PilotSignal, Settings
+from evsed.port import SessionHost
 from evsed.tasks import cancel_and_wait
 from hal.errors import MeterError
 from hal.iec61851 import current_to_duty
@@ -71,20 +78,6 @@ UNLOCK_ANSWER_S = 1.0
 SHUTDOWN_SETTLE_S = 5.0
 
 
-class TransactionSink(Protocol):
-    """Where transactions are recorded and reported (the OCPP layer, through the store)."""
-
-    async def start(self, connector_id: int, id_tag: str, reading: MeterReading | None) -> None: ...
-
-    async def stop(
-        self, connector_id: int, reason: StopReason, reading: MeterReading | None
-    ) -> None: ...
-
-
-Authorizer = Callable[[str], Awaitable[bool]]
-StopTagCheck = Callable[[int, str], Awaitable[bool]]
-
-
 class ConnectorRunner:
     """One connector's HAL, state machine and timers."""
 
@@ -96,10 +89,8 @@ class ConnectorRunner:
         pilot: Pilot,
         contactor: Contactor,
         meter: Meter,
-        sink: TransactionSink,
-        authorize: Authorizer,
+        sessions: SessionHost,
         clock: Callable[[], float],
-        may_stop: StopTagCheck | None = None,
         meter_poll_s: float = 1.0,
         feedback_check_s: float = 0.1,
     ) -> None:
@@ -108,8 +99,8 @@ class ConnectorRunner:
         self.pilot_status: PilotStatus | None = None
         self.meter_reading: MeterReading | None = None
         self._pilot, self._contactor, self._meter = pilot, contactor, meter
-        self._sink, self._authorize, self._clock = sink, authorize, clock
-        self._may_stop = may_stop
+        self._clock = clock
+        self._sessions = sessions
         self._meter_poll_s = meter_poll_s
         self._feedback_check_s = feedback_check_s
         self._control = PilotControl()
@@ -139,18 +130,20 @@ class ConnectorRunner:
             return None
         return self.meter_reading
 
-    async def shutdown(self, settle_s: float = SHUTDOWN_SETTLE_S) -> None:
-        """Open the contactor first, stop PWM, then stop the timers and drivers.
-
-        From here on no event reaches the state machine (nothing can close the contactor
-        again); transaction work already queued (a start or stop still being committed) gets
-        up to ``settle_s`` to finish."""
+    def halt(self) -> None:
+        """Open the contactor and stop PWM, at once and for good: from here on no event
+        reaches the state machine, so nothing can close the contactor again."""
         self._stopping = True
         self._contactor.open()
         self._control = PilotControl(duty=DUTY_OFF, allow_power=False)
         self._pilot.set_control(self._control)
         if self._feedback_check is not None:
             self._feedback_check.cancel()
+
+    async def shutdown(self, settle_s: float = SHUTDOWN_SETTLE_S) -> None:
+        """:meth:`halt`, then stop the timers and drivers. Transaction work already queued (a
+        start or stop still being committed) gets up to ``settle_s`` to finish."""
+        self.halt()
         try:
             async with asyncio.timeout(settle_s):
                 await self._work.join()
@@ -179,6 +172,27 @@ class ConnectorRunner:
 
     def on_change(self, listener: Callable[[ConnectorRunner], None]) -> None:
         self._listeners.append(listener)
+
+    # -- requests from the charger's clients (evsed.port.Connector) ---------------------------
+
+    def remote_start(self, id_tag: str) -> None:
+        self.feed(RemoteStartRequested(id_tag))
+
+    def request_stop(self, reason: StopReason) -> None:
+        self.feed(StopRequested(reason))
+
+    def revoke_authorization(self) -> None:
+        self.feed(AuthorizationRevoked())
+
+    def change_settings(self, settings: Settings) -> None:
+        self.feed(SettingsChanged(settings))
+
+    def set_operative(self, operative: bool) -> None:
+        self.feed(AvailabilityChanged(operative))
+
+    def present_tag(self, id_tag: str) -> None:
+        """An id tag was read at this connector (RFID, QR)."""
+        self.feed(TagPresented(id_tag))
 
     # -- events in ----------------------------------------------------------------------------
 
@@ -235,9 +249,9 @@ class ConnectorRunner:
             self._send_control(ack_faults=want_ack)
 
     async def unlock(self) -> bool:
-        """OCPP UnlockConnector: release the lock and wait until its feedback says unlocked
-        (True), or until the MCU has had time to give up (False). After an earlier failed
-        attempt the MCU is asked for a new one (``lock_retry``).
+        """Unlock request (OCPP UnlockConnector): release the lock and wait until its feedback
+        says unlocked (True), or until the MCU has had time to give up (False). After an
+        earlier failed attempt the MCU is asked for a new one (``lock_retry``).
 
         With a transaction, the transaction ends first and the lock opens once the EV has left
         C (up to 6 s later), so the answer is True at once (OCPP 1.6 §5.18)."""
@@ -305,20 +319,22 @@ class ConnectorRunner:
                 self._send_control(duty=DUTY_OFF)
             case ShowStateF():
                 self._send_control(duty=DUTY_STATE_F)
-            case LockConnector():
+            case EngageLock():
                 self._send_control(lock=True)
-            case UnlockConnector():
+            case ReleaseLock():
                 self._send_control(lock=False)
             case CheckStopTag(id_tag=tag):
                 self._work.put_nowait(lambda: self._run_stop_check(tag))
-            case Authorize(id_tag=tag):
+            case AskAuthorization(id_tag=tag):
                 self._work.put_nowait(lambda: self._run_authorize(tag))
-            case StartTransaction(id_tag=tag):
+            case BeginTransaction(id_tag=tag):
                 reading = self.meter_reading
-                self._work.put_nowait(lambda: self._sink.start(self.connector_id, tag, reading))
-            case StopTransaction(reason=reason):
+                self._work.put_nowait(lambda: self._sessions.start(self.connector_id, tag, reading))
+            case EndTransaction(reason=reason):
                 reading = self.meter_reading
-                self._work.put_nowait(lambda: self._sink.stop(self.connector_id, reason, reading))
+                self._work.put_nowait(
+                    lambda: self._sessions.stop(self.connector_id, reason, reading)
+                )
 
     def _send_control(self, **changes: object) -> None:
         self._control = dataclasses.replace(self._control, **changes)  # type: ignore[arg-type]
@@ -340,7 +356,7 @@ class ConnectorRunner:
 
     async def _run_authorize(self, tag: str) -> None:
         try:
-            accepted = await self._authorize(tag)
+            accepted = await self._sessions.authorize(self.connector_id, tag)
         except Exception:
             log.exception("connector %d: authorization of a tag failed", self.connector_id)
             accepted = False
@@ -348,9 +364,10 @@ class ConnectorRunner:
 
     async def _run_stop_check(self, tag: str) -> None:
         allowed = False
-        if self._may_stop is not None:
+        started = self.state.auth_tag
+        if started is not None:
             try:
-                allowed = await self._may_stop(self.connector_id, tag)
+                allowed = await self._sessions.may_stop(self.connector_id, started, tag)
             except Exception:
                 log.exception("connector %d: checking a stop tag failed", self.connector_id)
         if allowed:

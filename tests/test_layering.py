@@ -48,3 +48,75 @@ def test_hal_types_and_sim_import_without_evsed_loaded() -> None:
         "assert not [m for m in sys.modules if m == 'evsed' or m.startswith('evsed.')]"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def _package_modules(*packages: str) -> dict[Path, set[str]]:
+    found: dict[Path, set[str]] = {}
+    for package in packages:
+        found |= imported_modules(package)
+    return found
+
+
+def test_only_the_adapter_registry_imports_an_ocpp_version() -> None:
+    """The daemon picks the adapter for ``csms.protocol`` in evsed/ocpp/adapters.py; nothing
+    else outside a version's own package names it (adding 2.0.1 must not touch them)."""
+    allowed = {ROOT / "evsed" / "ocpp" / "adapters.py"}
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(n for n in names if n.startswith("evsed.ocpp.v16"))
+        for path, names in imported_modules("evsed").items()
+        if "v16" not in path.parts and path not in allowed
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+    registry = (ROOT / "evsed" / "ocpp" / "adapters.py").read_text()
+    assert '"evsed.ocpp.v16.adapter"' in registry
+
+
+def test_clients_of_the_charger_see_its_port_not_a_runner() -> None:
+    """ocpp/, ota/ and control/ use evsed.port; none imports the connector runner, the charger
+    class or the hardware (the HAL's plain value types aside)."""
+    forbidden = ("evsed.connector", "evsed.charger", "evsed.hardware")
+    for path, names in _package_modules("evsed/ocpp", "evsed/ota", "evsed/control").items():
+        for name in names:
+            assert not name.startswith(forbidden), f"{path.relative_to(ROOT)} imports {name}"
+            if name.startswith("hal"):
+                assert name == "hal.types" or name.startswith("hal.sim"), (path, name)
+
+
+def _ocpp_actions() -> set[str]:
+    from ocpp.v16.enums import Action as V16Action
+    from ocpp.v201.enums import Action as V201Action
+
+    return {str(a.value) for a in V16Action} | {str(a.value) for a in V201Action}
+
+
+def _names_and_strings(path: Path) -> set[str]:
+    """Identifiers and string constants of a module, docstrings left out."""
+    tree = ast.parse(path.read_text(), str(path))
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if id(node) not in docstrings:
+                found.add(node.value)
+        elif isinstance(node, ast.Name):
+            found.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            found.add(node.attr)
+    return found
+
+
+def test_the_core_packages_name_no_ocpp_action() -> None:
+    """charging/, ota/, control/ and store/ are version-neutral: no OCPP action name in their
+    code (the OCPP client of each version turns their reports into its messages)."""
+    actions = _ocpp_actions()
+    for package in ("evsed/charging", "evsed/ota", "evsed/control", "evsed/store"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            named = _names_and_strings(path) & actions
+            assert not named, f"{path.relative_to(ROOT)} names OCPP actions {sorted(named)}"

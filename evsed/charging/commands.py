@@ -35,12 +35,12 @@ class OpenContactor:
 
 
 @dataclass(frozen=True, slots=True)
-class LockConnector:
+class EngageLock:
     pass
 
 
 @dataclass(frozen=True, slots=True)
-class UnlockConnector:
+class ReleaseLock:
     pass
 
 
@@ -53,19 +53,19 @@ class CheckStopTag:
 
 
 @dataclass(frozen=True, slots=True)
-class Authorize:
+class AskAuthorization:
     """Ask the authorization service about ``id_tag``; it answers with AuthAccepted/Rejected."""
 
     id_tag: str
 
 
 @dataclass(frozen=True, slots=True)
-class StartTransaction:
+class BeginTransaction:
     id_tag: str
 
 
 @dataclass(frozen=True, slots=True)
-class StopTransaction:
+class EndTransaction:
     reason: StopReason
 
 
@@ -75,10 +75,10 @@ Command = (
     | ShowStateF
     | CloseContactor
     | OpenContactor
-    | LockConnector
-    | UnlockConnector
+    | EngageLock
+    | ReleaseLock
     | CheckStopTag
-    | Authorize
-    | StartTransaction
-    | StopTransaction
+    | AskAuthorization
+    | BeginTransaction
+    | EndTransaction
 )

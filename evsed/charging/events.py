@@ -104,8 +104,8 @@ class AvailabilityChanged:
 
 @dataclass(frozen=True, slots=True)
 class UnlockRequested:
-    """Unlock the connector (OCPP UnlockConnector): a running transaction ends first; a
-    session authorized but not started is given up."""
+    """Unlock the connector (e.g. OCPP UnlockConnector): a running transaction ends first;
+    a session authorized but not started is given up."""
 
 
 @dataclass(frozen=True, slots=True)

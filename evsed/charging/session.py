@@ -19,18 +19,18 @@ from __future__ import annotations
 import dataclasses
 
 from evsed.charging.commands import (
-    Authorize,
+    AskAuthorization,
+    BeginTransaction,
     CheckStopTag,
     CloseContactor,
     Command,
-    LockConnector,
+    EndTransaction,
+    EngageLock,
     OpenContactor,
+    ReleaseLock,
     SetPwm,
     ShowStateF,
-    StartTransaction,
     StopPwm,
-    StopTransaction,
-    UnlockConnector,
 )
 from evsed.charging.events import (
     AuthAccepted,
@@ -203,7 +203,7 @@ def _check_overcurrent(s: ConnectorState, amps: float, now: float) -> ConnectorS
 def _ask_authorization(s: ConnectorState, tag: str, out: list[Command]) -> ConnectorState:
     if s.tx_active or s.pending_tag is not None or s.blocking_faults or not s.available:
         return s  # busy, faulted or unavailable: no new session
-    out.append(Authorize(tag))
+    out.append(AskAuthorization(tag))
     return dataclasses.replace(s, pending_tag=tag)
 
 
@@ -216,7 +216,7 @@ def _authorized(s: ConnectorState, tag: str, now: float, out: list[Command]) -> 
 
 def _start_transaction(s: ConnectorState, out: list[Command]) -> ConnectorState:
     assert s.auth_tag is not None
-    out.append(StartTransaction(s.auth_tag))
+    out.append(BeginTransaction(s.auth_tag))
     return dataclasses.replace(s, tx_active=True, auth_deadline=None, finished=False)
 
 
@@ -229,7 +229,7 @@ def _end_transaction(s: ConnectorState, reason: StopReason, out: list[Command]) 
     if s.contactor_closed:
         out.append(OpenContactor())
         s = dataclasses.replace(s, contactor_closed=False)
-    out.append(StopTransaction(reason))
+    out.append(EndTransaction(reason))
     return dataclasses.replace(
         s,
         tx_active=False,
@@ -300,7 +300,7 @@ def _reconcile(
         out.append(OpenContactor())
         s = dataclasses.replace(s, contactor_closed=False)
     if s.locked and not want_locked:
-        out.append(UnlockConnector())
+        out.append(ReleaseLock())
         s = dataclasses.replace(s, locked=False)
     if pilot is not s.pilot or (pilot is PilotSignal.PWM and pwm_a != s.pwm_a):
         match pilot:
@@ -312,7 +312,7 @@ def _reconcile(
                 out.append(ShowStateF())
         s = dataclasses.replace(s, pilot=pilot, pwm_a=pwm_a, pwm_changed_at=now)
     if want_locked and not s.locked:
-        out.append(LockConnector())
+        out.append(EngageLock())
         s = dataclasses.replace(s, locked=True)
     if want_closed and not s.contactor_closed:
         out.append(CloseContactor())

@@ -60,7 +60,7 @@ class ConnectorState:
     settings: Settings = field(default_factory=Settings)
     cp: CpState = CpState.A
     car_present: bool = False  # from the last A-D reading; E and F say nothing about the car
-    pending_tag: str | None = None  # Authorize sent, no answer yet
+    pending_tag: str | None = None  # authorization asked, no answer yet
     auth_tag: str | None = None  # authorized for the current or pending session
     auth_deadline: float | None = None  # authorized but not plugged: give up at this time
     tx_active: bool = False
@@ -81,7 +81,7 @@ class ConnectorState:
     locked: bool = False  # the lock was last commanded to lock
     lock_confirmed: bool = False  # the lock's feedback says it is locked
     # The cable was unplugged at the EV during a transaction and UnlockConnectorOnEVSideDisconnect
-    # is false: the socket keeps the cable locked until an UnlockConnector (OCPP 1.6 §9.1).
+    # is false: the socket keeps the cable locked until an unlock request (OCPP 1.6 §9.1).
     lock_held: bool = False
     contactor_closed: bool = False
     # The CSMS refused the transaction's idTag after the start: no energy until it ends.

@@ -1,21 +1,23 @@
-"""What ``evsectl status`` shows of a connector: plain data built from the runner's state."""
+"""What ``evsectl status`` shows of a connector: plain data from the connector's port and the
+CSMS client's view of it (its status words are the client's version's)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from evsed.charging.state import PilotSignal
-from evsed.connector import ConnectorRunner
-from evsed.ocpp.v16.status import connector_status
+from evsed.port import Connector
 
 
-def connector_snapshot(runner: ConnectorRunner, transaction_id: int | None) -> dict[str, Any]:
-    state = runner.state
-    ocpp_status, error = connector_status(state)
-    reading = runner.meter_reading
-    pilot = runner.pilot_status
+def connector_snapshot(
+    connector: Connector, status: tuple[str, str], transaction_id: int | None
+) -> dict[str, Any]:
+    state = connector.state
+    ocpp_status, error = status
+    reading = connector.meter_reading
+    pilot = connector.pilot_status
     return {
-        "id": runner.connector_id,
+        "id": connector.connector_id,
         "phase": str(state.phase),
         "ocpp_status": ocpp_status,
         "error_code": error,
@@ -23,6 +25,7 @@ def connector_snapshot(runner: ConnectorRunner, transaction_id: int | None) -> d
         "pwm_current_a": state.pwm_a if state.pilot is PilotSignal.PWM else None,
         "pilot": state.pilot.value,
         "cable_max_current_a": state.cable_a,
+        "limit_a": state.limit_a,
         "contactor_closed": state.contactor_closed,
         # None for a tethered cable (no lock); otherwise what the lock's feedback says.
         "locked": state.lock_confirmed if state.settings.has_lock else None,
@@ -35,10 +38,10 @@ def connector_snapshot(runner: ConnectorRunner, transaction_id: int | None) -> d
         "voltage_v": [round(v, 1) for v in reading.voltage_v] if reading else None,
         "faults": sorted(str(f) for f in state.faults),
         "mcu": {
-            "link_ok": runner.pilot_link_ok,
+            "link_ok": connector.pilot_link_ok,
             "firmware_version": pilot.firmware_version if pilot else None,
             "reset_reason": pilot.reset_reason if pilot else None,
             "relay_closed": pilot.relay_closed if pilot else None,
-            "link_stats": runner.pilot_stats,
+            "link_stats": connector.pilot_stats,
         },
     }

@@ -23,8 +23,6 @@ from websockets.asyncio.client import ClientConnection, connect
 
 log = logging.getLogger(__name__)
 
-SUBPROTOCOL = "ocpp1.6"
-
 
 class LinkState(enum.StrEnum):
     DISCONNECTED = "disconnected"
@@ -37,12 +35,14 @@ Session = Callable[[ClientConnection], Awaitable[None]]
 
 
 class CsmsLink:
-    """Keeps one websocket to the CSMS open and runs ``session`` on each connection."""
+    """Keeps one websocket to the CSMS open and runs ``session`` on each connection;
+    ``subprotocol`` is the OCPP version's (OCPP-J 1.6 §3.1.2: "ocpp1.6")."""
 
     def __init__(
         self,
         url: str,
         *,
+        subprotocol: str,
         reconnect_min_s: float,
         reconnect_max_s: float,
         ping_interval_s: float,
@@ -52,6 +52,7 @@ class CsmsLink:
     ) -> None:
         self.url = url
         self.display_url = redact_url(url)
+        self._subprotocol = subprotocol
         self.state = LinkState.DISCONNECTED
         self.last_error = ""
         self._min, self._max = reconnect_min_s, reconnect_max_s
@@ -101,7 +102,7 @@ class CsmsLink:
             try:
                 async with connect(
                     self.url,
-                    subprotocols=[websockets.Subprotocol(SUBPROTOCOL)],
+                    subprotocols=[websockets.Subprotocol(self._subprotocol)],
                     ssl=self._ssl,
                     additional_headers=self._headers,
                     ping_interval=self._ping,
@@ -109,8 +110,8 @@ class CsmsLink:
                     open_timeout=10,
                     close_timeout=2,
                 ) as ws:
-                    if ws.subprotocol != SUBPROTOCOL:
-                        raise ConnectionError(f"CSMS did not agree to {SUBPROTOCOL}")
+                    if ws.subprotocol != self._subprotocol:
+                        raise ConnectionError(f"CSMS did not agree to {self._subprotocol}")
                     self._connection, self.state, attempt = ws, LinkState.CONNECTED, 0
                     self.last_error = ""
                     log.info("connected to CSMS %s", self.display_url)

@@ -6,8 +6,10 @@ connector Unavailable once its transaction ends, honour installDateTime and the 
 window -> ``rauc install`` -> persist what the next boot must look like -> reboot. After the
 boot: the expected slot must be booted and the health check pass within its deadline, then
 ``rauc status mark-good booted`` and Installed; otherwise ``mark-bad booted`` + ``mark-active
-other`` + reboot, and InstallationFailed from the old slot. Each status goes to the CSMS through
-the durable outbox in the same commit as the phase it reports, so it is sent exactly once.
+other`` + reboot, and InstallationFailed from the old slot. Each status is a version-neutral
+:class:`~evsed.store.outbox.Report` in the durable outbox, committed with the phase it reports,
+so it is sent exactly once; the CSMS client turns it into its version's message. The charger
+(an :class:`~evsed.port.UpdateHost`) says which connectors are busy, holds them and reboots.
 """
 
 from __future__ import annotations
@@ -20,16 +22,15 @@ from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from evsed.charging.events import AvailabilityChanged
 from evsed.clock import iso, parse_iso
 from evsed.config import OtaConfig
-from evsed.connector import ConnectorRunner
 from evsed.ota import state as ota_state
 from evsed.ota.download import DownloadError, download
 from evsed.ota.rauc import Rauc, RaucError, SystemStatus
-from evsed.ota.state import UpdatePhase, UpdateState
+from evsed.ota.state import FirmwareStatus, UpdatePhase, UpdateState
+from evsed.port import UpdateHost
 from evsed.store.db import Database
-from evsed.store.transactions import TransactionStore
+from evsed.store.outbox import Outbox, Report
 
 log = logging.getLogger(__name__)
 
@@ -44,35 +45,28 @@ class FirmwareManager:
         self,
         config: OtaConfig,
         db: Database,
-        store: TransactionStore,
+        outbox: Outbox,
         rauc: Rauc,
-        connectors: dict[int, ConnectorRunner],
+        host: UpdateHost,
         *,
         download_dir: Path,
         roots: Callable[[], list[Any]],
         health: HealthCheck,
-        request_reboot: Callable[[], None],
-        operator_availability: Callable[[int], bool],
-        wake_outbox: Callable[[], None],
         now: Callable[[], datetime],
         slots_changed: Callable[[SystemStatus], None] | None = None,
     ) -> None:
         self._slots_changed = slots_changed
         self._config = config
         self._db = db
-        self._store = store
+        self._outbox = outbox
         self._rauc = rauc
-        self._connectors = connectors
+        self._host = host
         self._dir = download_dir
         self._roots = roots
         self._health = health
-        self._reboot = request_reboot
-        self._operator_availability = operator_availability
-        self._wake = wake_outbox
         self._now = now
         self.state: UpdateState | None = None
         self._task: asyncio.Task[None] | None = None
-        self._holding_connectors = False
 
     # -- requests from the CSMS ---------------------------------------------------------------
 
@@ -81,11 +75,11 @@ class FirmwareManager:
         return self.state is not None and self.state.phase is not UpdatePhase.DONE
 
     @property
-    def last_status(self) -> str:
+    def last_status(self) -> FirmwareStatus:
         """For TriggerMessage(FirmwareStatusNotification): Idle when nothing is going on."""
         if self.state is None or self.state.phase is UpdatePhase.DONE:
-            return "Idle"
-        return self.state.last_status
+            return FirmwareStatus.IDLE
+        return FirmwareStatus(self.state.last_status)
 
     async def request(self, update: UpdateState) -> bool:
         """Accept a new update unless one is already past its download (then refuse)."""
@@ -150,9 +144,9 @@ class FirmwareManager:
             raise
         except Exception as exc:
             log.exception("firmware update failed unexpectedly")
-            await self._finish("InstallationFailed", f"internal error: {exc}")
+            await self._finish(FirmwareStatus.INSTALLATION_FAILED, f"internal error: {exc}")
         finally:
-            self._release_connectors()
+            self._host.release_after_update()
 
     async def _flow(self) -> None:
         assert self.state is not None
@@ -160,7 +154,9 @@ class FirmwareManager:
         if phase is UpdatePhase.REBOOTING:
             return await self._after_reboot()
         if phase is UpdatePhase.ROLLING_BACK:
-            await self._finish("InstallationFailed", "rolled back to the previous slot")
+            await self._finish(
+                FirmwareStatus.INSTALLATION_FAILED, "rolled back to the previous slot"
+            )
             # `mark-active other` put the old slot on trial again: confirm it once healthy.
             return await self._confirm_boot()
         if phase is UpdatePhase.INSTALLING:
@@ -168,7 +164,7 @@ class FirmwareManager:
             # power cut) left the target slot marked bad. Installing again is safe either way
             # and ends in one consistent outcome.
             if not Path(self.state.file).exists():
-                return await self._finish("InstallationFailed", "install interrupted")
+                return await self._finish(FirmwareStatus.INSTALLATION_FAILED, "install interrupted")
             return await self._install()
         downloading = phase in (UpdatePhase.SCHEDULED, UpdatePhase.DOWNLOADING)
         if downloading and not await self._download():
@@ -183,15 +179,17 @@ class FirmwareManager:
         state = self._require()
         retrieve_at = _parse(state.retrieve_at)
         if retrieve_at > self._now():
-            if state.signed and state.last_status != "DownloadScheduled":
-                await self._report("DownloadScheduled")
+            if state.last_status != FirmwareStatus.DOWNLOAD_SCHEDULED:
+                await self._report(FirmwareStatus.DOWNLOAD_SCHEDULED)
             await asyncio.sleep((retrieve_at - self._now()).total_seconds())
         dest = self._dir / f"update-{state.request_id or 0}.raucb"
         await asyncio.to_thread(self._dir.mkdir, parents=True, exist_ok=True)
         while True:
             state = self._require()
-            if state.last_status != "Downloading":
-                await self._report("Downloading", phase=UpdatePhase.DOWNLOADING, file=str(dest))
+            if state.last_status != FirmwareStatus.DOWNLOADING:
+                await self._report(
+                    FirmwareStatus.DOWNLOADING, phase=UpdatePhase.DOWNLOADING, file=str(dest)
+                )
             try:
                 await download(
                     state.location,
@@ -203,12 +201,12 @@ class FirmwareManager:
                 attempts = state.download_attempts + 1
                 log.warning("firmware download attempt %d failed: %s", attempts, exc)
                 if not exc.retryable or attempts > state.retries:
-                    await self._finish("DownloadFailed", str(exc))
+                    await self._finish(FirmwareStatus.DOWNLOAD_FAILED, str(exc))
                     return False
                 await self._save(download_attempts=attempts)
                 await asyncio.sleep(state.retry_interval_s)
                 continue
-            await self._report("Downloaded", phase=UpdatePhase.DOWNLOADED)
+            await self._report(FirmwareStatus.DOWNLOADED, phase=UpdatePhase.DOWNLOADED)
             return True
 
     async def _verify(self) -> bool:
@@ -229,19 +227,22 @@ class FirmwareManager:
             except FirmwareSignatureError as exc:
                 log.error("firmware signature rejected: %s", exc)
                 await self.security_event(exc.kind, str(exc))
-                await self._finish("InvalidSignature", str(exc))
+                await self._finish(FirmwareStatus.INVALID_SIGNATURE, str(exc))
                 return False
-            if state.last_status not in ("SignatureVerified", "InstallScheduled"):
-                await self._report("SignatureVerified")
+            if state.last_status not in (
+                FirmwareStatus.SIGNATURE_VERIFIED,
+                FirmwareStatus.INSTALL_SCHEDULED,
+            ):
+                await self._report(FirmwareStatus.SIGNATURE_VERIFIED)
         try:
             info = await self._rauc.info(state.file, self._config.keyring)
             system = await self._rauc.status()
         except RaucError as exc:
-            await self._finish("InstallationFailed", f"bundle rejected: {exc}")
+            await self._finish(FirmwareStatus.INSTALLATION_FAILED, f"bundle rejected: {exc}")
             return False
         if info.compatible != system.compatible:
             reason = f"bundle is for {info.compatible!r}, this system is {system.compatible!r}"
-            await self._finish("InstallationFailed", reason)
+            await self._finish(FirmwareStatus.INSTALLATION_FAILED, reason)
             return False
         await self._save(bundle_version=info.version)
         return True
@@ -251,9 +252,9 @@ class FirmwareManager:
         state = self._require()
         install_at = _parse(state.install_at) if state.install_at else None
         announced = False
-        self._hold_connectors()
+        self._host.hold_for_update()
         while True:
-            busy = [r.connector_id for r in self._connectors.values() if r.state.tx_active]
+            busy = self._host.busy_connectors()
             waiting_for = []
             if busy:
                 waiting_for.append(f"transactions on connectors {busy}")
@@ -265,8 +266,7 @@ class FirmwareManager:
                 return
             if not announced:
                 log.info("firmware install waits for %s", ", ".join(waiting_for))
-                if state.signed:
-                    await self._report("InstallScheduled")
+                await self._report(FirmwareStatus.INSTALL_SCHEDULED)
                 announced = True
             await asyncio.sleep(IDLE_POLL_S)
 
@@ -274,15 +274,17 @@ class FirmwareManager:
         state = self._require()
         try:
             before = await self._rauc.status()
-            if state.last_status != "Installing":
+            if state.last_status != FirmwareStatus.INSTALLING:
                 await self._report(
-                    "Installing", phase=UpdatePhase.INSTALLING, previous_slot=before.booted
+                    FirmwareStatus.INSTALLING,
+                    phase=UpdatePhase.INSTALLING,
+                    previous_slot=before.booted,
                 )
             await self._rauc.install(state.file)
             after = await self._rauc.status()
         except RaucError as exc:
             log.error("rauc install failed: %s", exc)
-            await self._finish("InstallationFailed", str(exc))
+            await self._finish(FirmwareStatus.INSTALLATION_FAILED, str(exc))
             return
         expected = after.primary_bootname or ""
         deadline = self._now() + timedelta(seconds=self._config.health_check_timeout_s)
@@ -291,26 +293,25 @@ class FirmwareManager:
             "expected_slot": expected,
             "health_deadline": _iso(deadline),
         }
-        if state.signed:
-            await self._report("InstallRebooting", **changes)
-        else:
-            await self._save(**changes)
+        await self._report(FirmwareStatus.INSTALL_REBOOTING, **changes)
         with contextlib.suppress(OSError):
             Path(state.file).unlink()
         log.warning("firmware %s installed to slot %s: rebooting", state.bundle_version, expected)
-        self._reboot()
+        self._host.request_restart("Reboot")
 
     async def _after_reboot(self) -> None:
         state = self._require()
         try:
             system = await self._rauc.status()
         except RaucError as exc:
-            await self._finish("InstallationFailed", f"cannot read slot status after boot: {exc}")
+            await self._finish(
+                FirmwareStatus.INSTALLATION_FAILED, f"cannot read slot status after boot: {exc}"
+            )
             return
         if system.booted != state.expected_slot:
             # The bootloader fell back (the new slot did not come up): the old slot is running.
             await self._finish(
-                "InstallationFailed",
+                FirmwareStatus.INSTALLATION_FAILED,
                 f"booted slot {system.booted}, expected {state.expected_slot}:"
                 " the bootloader fell back",
             )
@@ -329,7 +330,7 @@ class FirmwareManager:
                 reason = f"mark-good failed: {exc}"
             else:
                 log.warning("firmware %s committed in slot %s", state.bundle_version, system.booted)
-                await self._finish("Installed", "health check passed")
+                await self._finish(FirmwareStatus.INSTALLED, "health check passed")
                 await self.refresh_slots()
                 return
         log.error("health check failed after the update (%s): rolling back", reason)
@@ -338,10 +339,10 @@ class FirmwareManager:
         try:
             await self._rauc.mark("active", "other")
         except RaucError as exc:
-            await self._finish("InstallationFailed", f"rollback failed: {exc}")
+            await self._finish(FirmwareStatus.INSTALLATION_FAILED, f"rollback failed: {exc}")
             return
         await self._save(phase=UpdatePhase.ROLLING_BACK)
-        self._reboot()
+        self._host.request_restart("Reboot")
 
     async def refresh_slots(self) -> None:
         """Tell the daemon the slot states changed (for ``evsectl status``)."""
@@ -349,23 +350,6 @@ class FirmwareManager:
             return
         with contextlib.suppress(RaucError):
             self._slots_changed(await self._rauc.status())
-
-    # -- connectors ---------------------------------------------------------------------------
-
-    def _hold_connectors(self) -> None:
-        """Unavailable once the running transaction ends, as a Scheduled ChangeAvailability."""
-        self._holding_connectors = True
-        for runner in self._connectors.values():
-            if runner.state.available and not runner.state.unavailable_after_tx:
-                runner.feed(AvailabilityChanged(False))
-
-    def _release_connectors(self) -> None:
-        if not self._holding_connectors:
-            return
-        self._holding_connectors = False
-        for connector_id, runner in self._connectors.items():
-            if self._operator_availability(connector_id):
-                runner.feed(AvailabilityChanged(True))
 
     # -- reporting ----------------------------------------------------------------------------
 
@@ -377,24 +361,25 @@ class FirmwareManager:
         self.state = self._require().evolve(**changes)
         await asyncio.to_thread(ota_state.save, self._db, self.state)
 
-    async def _report(self, status: str, **changes: object) -> None:
-        """Queue the status notification and record the new phase in one commit."""
+    async def _report(self, status: FirmwareStatus, **changes: object) -> None:
+        """Queue the status report and record the new phase in one commit."""
         self.state = self._require().evolve(last_status=status, **changes)
-        now = _iso(self._now())
-        if self.state.signed:
-            action = "SignedFirmwareStatusNotification"
-            payload: dict[str, Any] = {"status": status, "request_id": self.state.request_id}
-        else:
-            action, payload = "FirmwareStatusNotification", {"status": status}
-        await asyncio.to_thread(
-            self._store.enqueue, action, payload, now, (ota_state.KEY, self.state.to_json())
+        payload = {
+            "status": str(status),
+            "request_id": self.state.request_id,
+            "signed": self.state.signed,
+        }
+        await self._outbox.report(
+            Report.FIRMWARE_STATUS,
+            payload,
+            _iso(self._now()),
+            (ota_state.KEY, self.state.to_json()),
         )
         log.info("firmware status: %s", status)
-        self._wake()
 
-    async def _finish(self, status: str, reason: str) -> None:
+    async def _finish(self, status: FirmwareStatus, reason: str) -> None:
         log.log(
-            logging.INFO if status == "Installed" else logging.ERROR,
+            logging.INFO if status == FirmwareStatus.INSTALLED else logging.ERROR,
             "firmware update ended: %s (%s)",
             status,
             reason,
@@ -406,11 +391,11 @@ class FirmwareManager:
                 Path(leftover).unlink()
 
     async def security_event(self, kind: str, info: str) -> None:
-        payload = {"type": kind, "timestamp": _iso(self._now()), "tech_info": info[:255]}
-        await asyncio.to_thread(
-            self._store.enqueue, "SecurityEventNotification", payload, payload["timestamp"]
-        )
-        self._wake()
+        """A security event of the Security Whitepaper's list (``kind``, e.g.
+        InvalidFirmwareSignature), queued durably for the CSMS."""
+        timestamp = _iso(self._now())
+        payload = {"type": kind, "timestamp": timestamp, "tech_info": info[:255]}
+        await self._outbox.report(Report.SECURITY_EVENT, payload, timestamp, None)
 
 
 def in_window(window: str, now: datetime) -> bool:

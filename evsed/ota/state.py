@@ -18,6 +18,25 @@ from evsed.store.db import Database
 KEY = "ota.update"
 
 
+class FirmwareStatus(enum.StrEnum):
+    """What an update reports to the CSMS, in the words OCPP uses for it (1.6 with the Security
+    Whitepaper, and 2.0.1). Which of them a CSMS client can carry is its own business (OCPP
+    1.6's FirmwareStatusNotification, for unsigned updates, knows only some of them)."""
+
+    IDLE = "Idle"
+    DOWNLOAD_SCHEDULED = "DownloadScheduled"
+    DOWNLOADING = "Downloading"
+    DOWNLOADED = "Downloaded"
+    DOWNLOAD_FAILED = "DownloadFailed"
+    SIGNATURE_VERIFIED = "SignatureVerified"
+    INVALID_SIGNATURE = "InvalidSignature"
+    INSTALL_SCHEDULED = "InstallScheduled"
+    INSTALLING = "Installing"
+    INSTALL_REBOOTING = "InstallRebooting"
+    INSTALLED = "Installed"
+    INSTALLATION_FAILED = "InstallationFailed"
+
+
 class UpdatePhase(enum.StrEnum):
     SCHEDULED = "scheduled"  # waiting for retrieveDate
     DOWNLOADING = "downloading"

@@ -66,6 +66,11 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE transactions ADD COLUMN transaction_data TEXT NOT NULL DEFAULT '[]';
     """,
+    # 4: messages the outbox may drop first when it is full (periodic meter values), said by
+    # their writer instead of recognised by their name
+    """
+    ALTER TABLE outbox ADD COLUMN droppable INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 

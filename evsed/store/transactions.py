@@ -3,6 +3,10 @@
 A transaction's start, its meter samples and its stop are each written together with the
 message that reports them, in one SQLite transaction, before the charging logic moves on. The
 outbox is delivered strictly in order; a message is deleted only once the CSMS answered it.
+What a message is (its ``action`` and payload) is its writer's business: the CSMS client of one
+OCPP version, or a version-neutral report that the client translates when it delivers it.
+When the outbox is full, messages their writer marked droppable (periodic meter values) go
+first, oldest first; the rest is never dropped.
 """
 
 from __future__ import annotations
@@ -85,8 +89,8 @@ class TransactionStore:
         message: tuple[str, dict[str, Any]] | None,
         keep: dict[str, Any] | None = None,
     ) -> None:
-        """Record the latest meter value of a running transaction, queue its report (if any)
-        and keep ``keep`` for the transaction's StopTransaction.transactionData."""
+        """Record the latest meter value of a running transaction, queue its report (if any,
+        droppable) and keep ``keep`` for the transaction's stop message."""
         with self._db.transaction() as cur:
             cur.execute(
                 "UPDATE transactions SET last_meter_wh = ? WHERE id = ?", (meter_wh, local_id)
@@ -98,7 +102,7 @@ class TransactionStore:
                     (json.dumps(keep), local_id),
                 )
             if message is not None:
-                self._enqueue(cur, message, local_id, timestamp)
+                self._enqueue(cur, message, local_id, timestamp, droppable=True)
 
     def stop(
         self,
@@ -146,11 +150,13 @@ class TransactionStore:
         payload: dict[str, Any],
         timestamp: str,
         kv: tuple[str, str] | None = None,
+        *,
+        droppable: bool = False,
     ) -> None:
         """Queue a message not tied to a transaction; ``kv`` is stored in the same commit (so a
         status and the state it reports are never out of step after a power cut)."""
         with self._db.transaction() as cur:
-            self._enqueue(cur, (action, payload), None, timestamp)
+            self._enqueue(cur, (action, payload), None, timestamp, droppable=droppable)
             if kv is not None:
                 cur.execute(
                     "INSERT INTO kv (key, value) VALUES (?, ?)"
@@ -183,24 +189,31 @@ class TransactionStore:
         return int(self._db.query("SELECT COUNT(*) AS n FROM outbox")[0]["n"])
 
     def _enqueue(
-        self, cur: Any, message: tuple[str, dict[str, Any]], local_id: int | None, timestamp: str
+        self,
+        cur: Any,
+        message: tuple[str, dict[str, Any]],
+        local_id: int | None,
+        timestamp: str,
+        *,
+        droppable: bool = False,
     ) -> None:
         action, payload = message
         cur.execute(
-            "INSERT INTO outbox (action, local_tx_id, payload, created_at) VALUES (?, ?, ?, ?)",
-            (action, local_id, json.dumps(payload, separators=(",", ":")), timestamp),
+            "INSERT INTO outbox (action, local_tx_id, payload, created_at, droppable)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (action, local_id, json.dumps(payload, separators=(",", ":")), timestamp, droppable),
         )
         (count,) = cur.execute("SELECT COUNT(*) FROM outbox").fetchone()
         if count > self._max:
-            # Bounded growth: intermediate meter values go first, oldest first; starts and
-            # stops are never dropped (the transaction itself must reach the CSMS).
+            # Bounded growth: droppable messages (intermediate meter values) go first, oldest
+            # first; starts and stops are never dropped (the transaction must reach the CSMS).
             cur.execute(
-                "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE action ="
-                " 'MeterValues' ORDER BY seq LIMIT ?)",
+                "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE droppable = 1"
+                " ORDER BY seq LIMIT ?)",
                 (count - self._max,),
             )
             if cur.rowcount:
-                log.warning("outbox full: dropped %d meter value messages", cur.rowcount)
+                log.warning("outbox full: dropped %d droppable messages", cur.rowcount)
 
 
 _RECORD_FIELDS = frozenset(f.name for f in dataclasses.fields(TransactionRecord))

@@ -6,18 +6,18 @@ from dataclasses import dataclass, field
 import pytest
 
 from evsed.charging.commands import (
-    Authorize,
+    AskAuthorization,
+    BeginTransaction,
     CheckStopTag,
     CloseContactor,
     Command,
-    LockConnector,
+    EndTransaction,
+    EngageLock,
     OpenContactor,
+    ReleaseLock,
     SetPwm,
     ShowStateF,
-    StartTransaction,
     StopPwm,
-    StopTransaction,
-    UnlockConnector,
 )
 from evsed.charging.events import (
     AuthAccepted,
@@ -87,16 +87,16 @@ def locked_and_charging(t0: float = 0.0) -> list[tuple[float, Event]]:
 
 
 LOCKED_CHARGING_COMMANDS: list[Command] = [
-    Authorize(TAG),
-    LockConnector(),
-    StartTransaction(TAG),
+    AskAuthorization(TAG),
+    EngageLock(),
+    BeginTransaction(TAG),
     SetPwm(16.0),
     CloseContactor(),
 ]
 
 CHARGING_COMMANDS: list[Command] = [
-    Authorize(TAG),
-    StartTransaction(TAG),
+    AskAuthorization(TAG),
+    BeginTransaction(TAG),
     SetPwm(16.0),
     CloseContactor(),
 ]
@@ -139,7 +139,7 @@ CASES = [
         [
             *CHARGING_COMMANDS,
             OpenContactor(),
-            StopTransaction(StopReason.EV_DISCONNECTED),
+            EndTransaction(StopReason.EV_DISCONNECTED),
             StopPwm(),
         ],
         Phase.IDLE,
@@ -154,19 +154,19 @@ CASES = [
     Case(
         "seq_10_2_ev_goes_to_B_after_stop_then_contactor_opens_and_tx_ends",
         [*plugged_and_charging(), (10, StopRequested(StopReason.REMOTE)), (11, cp(B))],
-        [*CHARGING_COMMANDS, StopPwm(), OpenContactor(), StopTransaction(StopReason.REMOTE)],
+        [*CHARGING_COMMANDS, StopPwm(), OpenContactor(), EndTransaction(StopReason.REMOTE)],
         Phase.FINISHED,
     ),
     Case(
         "seq_10_2_ev_stays_in_C_contactor_opens_under_load_after_6s",
         [*plugged_and_charging(), (10, StopRequested(StopReason.REMOTE)), (16, TimePassed())],
-        [*CHARGING_COMMANDS, StopPwm(), OpenContactor(), StopTransaction(StopReason.REMOTE)],
+        [*CHARGING_COMMANDS, StopPwm(), OpenContactor(), EndTransaction(StopReason.REMOTE)],
         Phase.FINISHED,
     ),
     Case(
         "local_stop_with_same_tag",
         [*plugged_and_charging(), (10, TagPresented(TAG)), (10.5, cp(B))],
-        [*CHARGING_COMMANDS, StopPwm(), OpenContactor(), StopTransaction(StopReason.LOCAL)],
+        [*CHARGING_COMMANDS, StopPwm(), OpenContactor(), EndTransaction(StopReason.LOCAL)],
         Phase.FINISHED,
     ),
     Case(
@@ -188,7 +188,7 @@ CASES = [
             OpenContactor(),
             ShowStateF(),
             StopPwm(),
-            StopTransaction(StopReason.EV_DISCONNECTED),
+            EndTransaction(StopReason.EV_DISCONNECTED),
         ],
         Phase.IDLE,
     ),
@@ -230,7 +230,7 @@ CASES = [
             (1.2, AuthAccepted(TAG)),
             (3, FaultCleared(Fault.METER_FAILURE)),
         ],
-        [Authorize(TAG), ShowStateF(), StartTransaction(TAG), SetPwm(16.0)],
+        [AskAuthorization(TAG), ShowStateF(), BeginTransaction(TAG), SetPwm(16.0)],
         Phase.SUSPENDED_EV,
     ),
     Case(
@@ -285,37 +285,37 @@ CASES = [
     Case(
         "state_F_the_evse_drives_itself_is_no_fault",
         [*plugged_and_charging()[:3], (2, CpStateChanged(CpState.F, evse_drives_f=True))],
-        [Authorize(TAG), StartTransaction(TAG), SetPwm(16.0)],
+        [AskAuthorization(TAG), BeginTransaction(TAG), SetPwm(16.0)],
         Phase.SUSPENDED_EV,
     ),
     Case(
         "rejected_tag_starts_nothing",
         [(0, cp(B)), (1, TagPresented(TAG)), (2, AuthRejected(TAG)), (3, cp(C))],
-        [Authorize(TAG)],
+        [AskAuthorization(TAG)],
         Phase.WAITING_FOR_AUTH,
     ),
     Case(
         "identification_first_then_plug_starts_transaction",
         [(0, TagPresented(TAG)), (1, AuthAccepted(TAG)), (5, cp(B))],
-        [Authorize(TAG), StartTransaction(TAG), SetPwm(16.0)],
+        [AskAuthorization(TAG), BeginTransaction(TAG), SetPwm(16.0)],
         Phase.SUSPENDED_EV,
     ),
     Case(
         "identification_first_lapses_after_connection_timeout",
         [(0, TagPresented(TAG)), (1, AuthAccepted(TAG)), (62, TimePassed()), (63, cp(B))],
-        [Authorize(TAG)],
+        [AskAuthorization(TAG)],
         Phase.WAITING_FOR_AUTH,
     ),
     Case(
         "remote_start_on_plugged_connector",
         [(0, cp(B)), (1, RemoteStartRequested("REMOTE1"))],
-        [StartTransaction("REMOTE1"), SetPwm(16.0)],
+        [BeginTransaction("REMOTE1"), SetPwm(16.0)],
         Phase.SUSPENDED_EV,
     ),
     Case(
         "free_mode_starts_on_plug",
         [(0, cp(B)), (1, cp(C)), (2, TimePassed())],
-        [StartTransaction("FREE"), SetPwm(20.0), CloseContactor()],
+        [BeginTransaction("FREE"), SetPwm(20.0), CloseContactor()],
         Phase.CHARGING,
         contactor_closed=True,
         settings=Settings(free_mode=True, free_mode_id_tag="FREE", max_current_a=20.0),
@@ -334,14 +334,14 @@ CASES = [
             OpenContactor(),
             ShowStateF(),
             StopPwm(),
-            StopTransaction(StopReason.EV_DISCONNECTED),
+            EndTransaction(StopReason.EV_DISCONNECTED),
         ],
         Phase.IDLE,
     ),
     Case(
         "pp_cable_rating_clamps_the_offered_current",
         [(0, CableRatingRead(13)), *plugged_and_charging(0.1)],
-        [Authorize(TAG), StartTransaction(TAG), SetPwm(13.0), CloseContactor()],
+        [AskAuthorization(TAG), BeginTransaction(TAG), SetPwm(13.0), CloseContactor()],
         Phase.CHARGING,
         contactor_closed=True,
         settings=Settings(max_current_a=32.0),
@@ -349,7 +349,7 @@ CASES = [
     Case(
         "no_pp_reading_means_no_cable_clamp",
         [(0, CableRatingRead(0)), *plugged_and_charging(0.1)],
-        [Authorize(TAG), StartTransaction(TAG), SetPwm(32.0), CloseContactor()],
+        [AskAuthorization(TAG), BeginTransaction(TAG), SetPwm(32.0), CloseContactor()],
         Phase.CHARGING,
         contactor_closed=True,
         settings=Settings(max_current_a=32.0),
@@ -399,7 +399,7 @@ CASES = [
             *CHARGING_COMMANDS,
             OpenContactor(),
             StopPwm(),
-            StopTransaction(StopReason.EV_DISCONNECTED),
+            EndTransaction(StopReason.EV_DISCONNECTED),
             *CHARGING_COMMANDS,
         ],
         Phase.CHARGING,
@@ -408,7 +408,7 @@ CASES = [
     Case(
         "ocpp_authorization_revoked_without_a_transaction_changes_nothing",
         [(0, cp(B)), (1, AuthorizationRevoked()), (2, TagPresented(TAG)), (2.2, AuthAccepted(TAG))],
-        [Authorize(TAG), StartTransaction(TAG), SetPwm(16.0)],
+        [AskAuthorization(TAG), BeginTransaction(TAG), SetPwm(16.0)],
         Phase.SUSPENDED_EV,
     ),
     Case(
@@ -455,7 +455,7 @@ CASES = [
             *CHARGING_COMMANDS,
             OpenContactor(),
             ShowStateF(),
-            StopTransaction(StopReason.EV_DISCONNECTED),
+            EndTransaction(StopReason.EV_DISCONNECTED),
             StopPwm(),
         ],
         Phase.WAITING_FOR_AUTH,
@@ -486,7 +486,7 @@ CASES = [
         [
             *CHARGING_COMMANDS,
             OpenContactor(),
-            StopTransaction(StopReason.EV_DISCONNECTED),
+            EndTransaction(StopReason.EV_DISCONNECTED),
             StopPwm(),
         ],
         Phase.UNAVAILABLE,
@@ -508,8 +508,8 @@ CASES = [
         [
             *LOCKED_CHARGING_COMMANDS,
             OpenContactor(),
-            StopTransaction(StopReason.EV_DISCONNECTED),
-            UnlockConnector(),
+            EndTransaction(StopReason.EV_DISCONNECTED),
+            ReleaseLock(),
             StopPwm(),
         ],
         Phase.IDLE,
@@ -526,7 +526,7 @@ CASES = [
             (2, cp(C)),
             (9, TimePassed()),
         ],
-        [Authorize(TAG), LockConnector()],
+        [AskAuthorization(TAG), EngageLock()],
         Phase.WAITING_FOR_AUTH,
         settings=Settings(has_lock=True),
     ),
@@ -543,7 +543,7 @@ CASES = [
             (3, cp(A)),
             (3.1, FaultCleared(Fault.CONNECTOR_LOCK)),
         ],
-        [Authorize(TAG), LockConnector(), UnlockConnector(), ShowStateF(), StopPwm()],
+        [AskAuthorization(TAG), EngageLock(), ReleaseLock(), ShowStateF(), StopPwm()],
         Phase.IDLE,
         settings=Settings(has_lock=True),
     ),
@@ -557,7 +557,7 @@ CASES = [
     ),
     Case(
         # Plugged and authorized, locked, but a fault keeps the transaction from starting:
-        # UnlockConnector gives the session up and releases the cable.
+        # An unlock request gives the session up and releases the cable.
         "unlock_command_gives_up_a_session_that_has_not_started",
         [
             (0, cp(B)),
@@ -568,7 +568,7 @@ CASES = [
             (2, TimePassed()),
             (3, UnlockRequested()),
         ],
-        [Authorize(TAG), LockConnector(), ShowStateF(), StopPwm(), UnlockConnector()],
+        [AskAuthorization(TAG), EngageLock(), ShowStateF(), StopPwm(), ReleaseLock()],
         Phase.WAITING_FOR_AUTH,
         settings=Settings(has_lock=True),
     ),
@@ -579,8 +579,8 @@ CASES = [
             *LOCKED_CHARGING_COMMANDS,
             StopPwm(),
             OpenContactor(),
-            StopTransaction(StopReason.UNLOCK_COMMAND),
-            UnlockConnector(),
+            EndTransaction(StopReason.UNLOCK_COMMAND),
+            ReleaseLock(),
         ],
         Phase.FINISHED,
         settings=Settings(has_lock=True),
@@ -594,9 +594,9 @@ CASES = [
         [
             *LOCKED_CHARGING_COMMANDS,
             OpenContactor(),
-            StopTransaction(StopReason.EV_DISCONNECTED),
+            EndTransaction(StopReason.EV_DISCONNECTED),
             StopPwm(),
-            UnlockConnector(),
+            ReleaseLock(),
         ],
         Phase.IDLE,
         settings=Settings(has_lock=True, unlock_on_ev_disconnect=False),
@@ -620,7 +620,7 @@ CASES = [
     Case(
         "authorize_remote_tx_requests_asks_the_csms_first",
         [(0, cp(B)), (1, RemoteStartRequested(TAG)), (2, AuthAccepted(TAG))],
-        [Authorize(TAG), StartTransaction(TAG), SetPwm(16.0)],
+        [AskAuthorization(TAG), BeginTransaction(TAG), SetPwm(16.0)],
         Phase.SUSPENDED_EV,
         settings=Settings(authorize_remote_tx_requests=True),
     ),
@@ -633,7 +633,7 @@ CASES = [
             (7, TimePassed()),
             (8, cp(B)),
         ],
-        [Authorize(TAG)],
+        [AskAuthorization(TAG)],
         Phase.WAITING_FOR_AUTH,
     ),
     Case(

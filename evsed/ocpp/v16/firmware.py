@@ -19,7 +19,7 @@ from ocpp.routing import after, on
 from ocpp.v16 import call_result
 from ocpp.v16.enums import Action
 
-from evsed.ota.state import UpdateState
+from evsed.ota.state import FirmwareStatus, UpdateState
 
 if TYPE_CHECKING:
     from evsed.ota.certificates import CertificateStore
@@ -99,7 +99,7 @@ class FirmwareOperations:
             return "Rejected"
         return await asyncio.to_thread(self._certs.install, certificate)
 
-    def status(self) -> tuple[str, int | None]:
+    def status(self) -> tuple[FirmwareStatus, int | None]:
         """(status, requestId) for a triggered FirmwareStatusNotification: Idle when nothing is
         going on; requestId while a signed update runs."""
         state = self.manager.state

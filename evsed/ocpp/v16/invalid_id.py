@@ -16,26 +16,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Protocol
 
-from evsed.charging.events import AuthorizationRevoked, Event, StopReason, StopRequested
+from evsed.charging.events import StopReason
 from evsed.ocpp.v16.configuration import ConfigurationKeys
-from hal.types import MeterReading
+from evsed.port import Connector
 
 log = logging.getLogger(__name__)
 
 ENERGY_CHECK_S = 0.5
-
-
-class Connector(Protocol):
-    """What the policy needs of a connector."""
-
-    connector_id: int
-
-    @property
-    def meter_reading(self) -> MeterReading | None: ...
-
-    def feed(self, event: Event) -> None: ...
 
 
 class InvalidIdPolicy:
@@ -90,6 +78,6 @@ class InvalidIdPolicy:
 
     def _act(self, connector: Connector) -> None:
         if self._keys.get_bool("StopTransactionOnInvalidId"):
-            connector.feed(StopRequested(StopReason.DE_AUTHORIZED))
+            connector.request_stop(StopReason.DE_AUTHORIZED)
         else:
-            connector.feed(AuthorizationRevoked())
+            connector.revoke_authorization()

@@ -1,35 +1,28 @@
 """What the charge point does for each OCPP 1.6 Core and Local Auth List operation.
 
 The handlers in :mod:`evsed.ocpp.v16.charge_point` only decode and answer; the decisions live
-here, next to the connectors, the configuration keys and the authorization service. Anything
-that takes time (stopping transactions before a reset) runs as a task after the answer.
+here, between the charger's port, the configuration keys and the authorization service.
+Anything that takes time (stopping transactions before a reset) runs after the answer.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from evsed.charging.events import (
-    AvailabilityChanged,
-    RemoteStartRequested,
-    SettingsChanged,
-    StopReason,
-    StopRequested,
-)
+from evsed.charging.events import StopReason
 from evsed.charging.state import Settings
-from evsed.connector import ConnectorRunner
-from evsed.ocpp.v16.authorization import Authorizer
 from evsed.ocpp.v16.configuration import ConfigurationKeys
 from evsed.ocpp.v16.metering import SUPPORTED_MEASURANDS
-from evsed.ocpp.v16.transactions import V16Transactions
+from evsed.port import Charger, Connector
+
+if TYPE_CHECKING:
+    from evsed.ocpp.v16.firmware import FirmwareOperations
+    from evsed.ocpp.v16.sessions import V16Sessions
 
 log = logging.getLogger(__name__)
 
-RESET_STOP_WAIT_S = 10.0  # EV_STOP_GRACE_S plus margin: transactions end before the restart
 MEASURAND_KEYS = frozenset(
     {"MeterValuesSampledData", "MeterValuesAlignedData", "StopTxnSampledData", "StopTxnAlignedData"}
 )
@@ -43,7 +36,7 @@ SESSION_KEYS = frozenset(
     }
 )
 
-ResetType = Literal["Soft", "Hard", "Reboot"]  # Reboot: after a firmware install
+ResetType = Literal["Soft", "Hard"]
 
 
 class CsmsOperations:
@@ -51,142 +44,62 @@ class CsmsOperations:
 
     def __init__(
         self,
-        connectors: dict[int, ConnectorRunner],
-        transactions: V16Transactions,
-        keys: ConfigurationKeys,
-        authorizer: Authorizer,
+        charger: Charger,
+        sessions: V16Sessions,
         *,
-        csms_transaction_id: Callable[[int], int | None],
-        persist_availability: Callable[[int, bool], None],
-        request_restart: Callable[[ResetType], None],
+        firmware: FirmwareOperations | None,
     ) -> None:
-        self._connectors = connectors
-        self._tx = transactions
-        self._keys = keys
-        self._auth = authorizer
-        self._csms_tx_id = csms_transaction_id
-        self._persist_availability = persist_availability
-        self._request_restart = request_restart
-        self._parents: dict[int, str | None] = {}  # connector -> parentIdTag of its session
-        self.firmware: Any = None  # FirmwareOperations when firmware updates are enabled
-        # ChangeAvailability for connectorId 0: the Charge Point as a whole (§5.2). It is
-        # persisted as connector 0 through persist_availability; the composition root sets it
-        # back at start-up, as it does for the connectors.
-        self.charge_point_operative = True
-        self._charge_point_listeners: list[Callable[[], None]] = []
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    # -- authorization, for the connectors ----------------------------------------------------
-
-    async def authorize(self, connector_id: int, id_tag: str) -> bool:
-        decision = await self._auth.authorize(id_tag)
-        if decision.accepted:
-            self._parents[connector_id] = decision.parent_id_tag
-        log.info(
-            "connector %d: authorization %s (%s)", connector_id, decision.status, decision.source
-        )
-        return decision.accepted
-
-    async def may_stop(self, connector_id: int, presented_tag: str) -> bool:
-        started = self._connectors[connector_id].state.auth_tag
-        if started is None:
-            return False
-        allowed = await self._auth.may_stop(started, self._parents.get(connector_id), presented_tag)
-        if allowed:
-            # §6.51: StopTransaction.req carries the idTag that requested the stop.
-            self._tx.stopped_by(connector_id, presented_tag)
-        return allowed
+        self._charger = charger
+        self._sessions = sessions
+        self._keys: ConfigurationKeys = sessions.keys
+        self._tx = sessions.transactions
+        self._auth = sessions.authorizer
+        self.firmware = firmware  # None: [ota] disabled, the firmware actions are not served
 
     # -- remote start / stop (§5.11, §5.12) ---------------------------------------------------
 
-    def _idle_connector(self, connector_id: int | None) -> ConnectorRunner | None:
+    def _idle_connector(self, connector_id: int | None) -> Connector | None:
+        connectors = self._charger.connectors
         if connector_id is None:
-            return next((r for r in self._connectors.values() if _idle(r)), None)
-        runner = self._connectors.get(connector_id)
-        return runner if runner is not None and _idle(runner) else None
+            return next((c for c in connectors.values() if _idle(c)), None)
+        connector = connectors.get(connector_id)
+        return connector if connector is not None and _idle(connector) else None
 
     def remote_start_possible(self, connector_id: int | None) -> bool:
         return self._idle_connector(connector_id) is not None
 
     def remote_start(self, id_tag: str, connector_id: int | None) -> bool:
-        runner = self._idle_connector(connector_id)
-        if runner is None:
+        connector = self._idle_connector(connector_id)
+        if connector is None:
             return False
-        self._parents[runner.connector_id] = None
-        runner.feed(RemoteStartRequested(id_tag))
+        self._sessions.remote_started(connector.connector_id)
+        connector.remote_start(id_tag)
         return True
 
     def remote_stop(self, transaction_id: int) -> bool:
-        for connector_id, runner in self._connectors.items():
-            if self._csms_tx_id(connector_id) == transaction_id and runner.state.tx_active:
-                runner.feed(StopRequested(StopReason.REMOTE))
+        for connector_id, connector in self._charger.connectors.items():
+            running = connector.state.tx_active
+            if running and self._tx.csms_transaction_id(connector_id) == transaction_id:
+                connector.request_stop(StopReason.REMOTE)
                 return True
         return False
 
-    # -- availability (§5.2) ------------------------------------------------------------------
-
-    def on_charge_point_availability(self, listener: Callable[[], None]) -> None:
-        """Call ``listener`` when ChangeAvailability changed the Charge Point as a whole."""
-        self._charge_point_listeners.append(listener)
+    # -- availability (§5.2) and reset (§5.14) ------------------------------------------------
 
     async def change_availability(self, connector_id: int, operative: bool) -> str:
-        """§5.2. Connector 0 is the Charge Point and every connector; a connector with a
-        transaction becomes Inoperative once it has ended (Scheduled)."""
-        if connector_id == 0:
-            runners = list(self._connectors.values())
-        elif connector_id in self._connectors:
-            runners = [self._connectors[connector_id]]
-        else:
-            return "Rejected"
-        changed: list[int] = []
-        if connector_id == 0 and self.charge_point_operative != operative:
-            self.charge_point_operative = operative
-            changed.append(0)
-            for listener in list(self._charge_point_listeners):
-                listener()
-        scheduled = False
-        for runner in runners:
-            if runner.state.available == operative and not runner.state.unavailable_after_tx:
-                continue
-            runner.feed(AvailabilityChanged(operative))
-            changed.append(runner.connector_id)
-            scheduled = scheduled or runner.state.unavailable_after_tx
-        # Written before the answer (it must survive a restart), off the event loop.
-        for changed_id in changed:
-            await asyncio.to_thread(self._persist_availability, changed_id, operative)
-        return "Scheduled" if scheduled else "Accepted"
+        return str(await self._charger.change_availability(connector_id, operative))
 
-    # -- reset (§5.14) ------------------------------------------------------------------------
-
-    def reset(self, kind: ResetType) -> str:
-        task = asyncio.create_task(self._reset(kind))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return "Accepted"
-
-    async def _reset(self, kind: ResetType) -> None:
-        """Stop every transaction with reason Soft/HardReset, wait for them to end, restart."""
-        reason = StopReason.SOFT_RESET if kind == "Soft" else StopReason.HARD_RESET
-        for runner in self._connectors.values():
-            if runner.state.tx_active:
-                runner.feed(StopRequested(reason))
-        try:
-            async with asyncio.timeout(RESET_STOP_WAIT_S):
-                while any(r.state.tx_active for r in self._connectors.values()):
-                    await asyncio.sleep(0.1)
-                await asyncio.gather(*(r.settled() for r in self._connectors.values()))
-        except TimeoutError:
-            log.warning("reset: transactions did not end in time; restarting anyway")
-        log.warning("%s reset requested by the CSMS", kind)
-        self._request_restart(kind)
+    def reset(self, kind: ResetType) -> None:
+        """Every transaction ends with reason Soft/HardReset, then the charger restarts."""
+        self._charger.reset(kind)
 
     # -- unlock (§5.18) -----------------------------------------------------------------------
 
     async def unlock(self, connector_id: int) -> str:
-        runner = self._connectors.get(connector_id)
-        if runner is None or not runner.state.settings.has_lock:
+        connector = self._charger.connectors.get(connector_id)
+        if connector is None or not connector.state.settings.has_lock:
             return "NotSupported"
-        return "Unlocked" if await runner.unlock() else "UnlockFailed"
+        return "Unlocked" if await connector.unlock() else "UnlockFailed"
 
     # -- configuration (§5.3, §5.8) -----------------------------------------------------------
 
@@ -227,14 +140,18 @@ class CsmsOperations:
 
     def apply_key(self, key: str) -> None:
         if key in SESSION_KEYS:
-            for runner in self._connectors.values():
-                runner.feed(SettingsChanged(settings_from_keys(runner, self._keys)))
+            self.apply_session_keys()
+
+    def apply_session_keys(self) -> None:
+        """Give every connector the settings the OCPP keys say (at start and on a change)."""
+        for connector in self._charger.connectors.values():
+            connector.change_settings(settings_from_keys(connector.state.settings, self._keys))
 
 
-def settings_from_keys(runner: ConnectorRunner, keys: ConfigurationKeys) -> Settings:
-    """The runner's settings with the OCPP keys that override them applied."""
+def settings_from_keys(settings: Settings, keys: ConfigurationKeys) -> Settings:
+    """``settings`` with the OCPP keys that override them applied."""
     return dataclasses.replace(
-        runner.state.settings,
+        settings,
         connection_timeout_s=float(keys.get_int("ConnectionTimeOut")),
         stop_on_ev_disconnect=keys.get_bool("StopTransactionOnEVSideDisconnect"),
         authorize_remote_tx_requests=keys.get_bool("AuthorizeRemoteTxRequests"),
@@ -242,8 +159,8 @@ def settings_from_keys(runner: ConnectorRunner, keys: ConfigurationKeys) -> Sett
     )
 
 
-def _idle(runner: ConnectorRunner) -> bool:
-    state = runner.state
+def _idle(connector: Connector) -> bool:
+    state = connector.state
     return (
         not state.tx_active
         and state.auth_tag is None

@@ -12,47 +12,37 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from evsed.clock import iso
-from evsed.connector import ConnectorRunner
 from evsed.ocpp.v16.configuration import ConfigurationKeys
 from evsed.ocpp.v16.metering import MeterValueBuilder
 from evsed.ocpp.v16.transactions import V16Transactions
-from evsed.store.health import StorageHealth
-from evsed.store.transactions import TransactionStore
+from evsed.port import Connector
+from evsed.store.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
 TICK_S = 0.2
 
 
-class Outbox(Protocol):
-    def wake_outbox(self) -> None: ...
-
-
 class MeterSampler:
     def __init__(
         self,
-        connectors: dict[int, ConnectorRunner],
+        connectors: Mapping[int, Connector],
         transactions: V16Transactions,
-        store: TransactionStore,
+        outbox: Outbox,
         keys: ConfigurationKeys,
         wall_clock: Callable[[], datetime],
-        outbox: Outbox,
         meter_values: MeterValueBuilder,
-        storage: StorageHealth,
     ) -> None:
         self._connectors = connectors
         self._tx = transactions
-        self._store = store
+        self._outbox = outbox
         self._keys = keys
         self._now = wall_clock
-        self._outbox = outbox
         self._meter_values = meter_values
-        self._storage = storage
         self._next_periodic: dict[int, float] = {}
         self._next_aligned: datetime | None = None
 
@@ -114,14 +104,7 @@ class MeterSampler:
             )
             if value is not None:
                 payload = {"connector_id": connector_id, "meter_value": [value]}
-                if await self._storage.try_write(
-                    "clock-aligned meter values",
-                    self._store.enqueue,
-                    "MeterValues",
-                    payload,
-                    iso(due),
-                ):
-                    self._outbox.wake_outbox()
+                await self._outbox.enqueue_droppable("MeterValues", payload, iso(due))
 
 
 def next_aligned(now: datetime, interval_s: int) -> datetime:

@@ -2,8 +2,9 @@
 
 Payloads are kept in the ``ocpp`` library's snake_case form; ``transaction_id`` is filled in at
 delivery time from the id the CSMS gave in StartTransaction.conf (§5.17, §6.46), so transactions
-started while offline are reported with their real id once the CSMS answers. Meter values named
-by StopTxnSampledData are kept with the transaction and sent as StopTransaction.transactionData.
+started while offline are reported with their real id once the CSMS answers; this module keeps
+that mapping. Meter values named by StopTxnSampledData are kept with the transaction and sent as
+StopTransaction.transactionData.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from evsed.charging.events import StopReason
 from evsed.clock import iso
 from evsed.ocpp.v16.metering import MeterValueBuilder
 from evsed.store.health import StorageHealth
-from evsed.store.transactions import TransactionStore
+from evsed.store.outbox import Outbox
+from evsed.store.transactions import TransactionRecord
 from hal.types import MeterReading
 
 log = logging.getLogger(__name__)
@@ -30,19 +32,19 @@ class V16Transactions:
 
     def __init__(
         self,
-        store: TransactionStore,
+        outbox: Outbox,
         *,
         wall_clock: Callable[[], datetime],
-        wake_outbox: Callable[[], None],
         meter_values: MeterValueBuilder,
         storage: StorageHealth,
     ) -> None:
-        self._store = store
+        self._store = outbox.store
         self._storage = storage
         self._now = wall_clock
-        self._wake = wake_outbox
+        self._wake = outbox.wake
         self._meter_values = meter_values
         self.open: dict[int, int] = {}  # connector id -> local transaction id
+        self._csms_ids: dict[int, int] = {}  # local transaction id -> CSMS transactionId
         # connector id -> the idTag of another card of the group that asked to stop (§6.51)
         self._stopped_by: dict[int, str] = {}
 
@@ -58,6 +60,35 @@ class V16Transactions:
         return self._meter_values.build(
             connector_id, reading, key, context, ts, offered_a=offered_a
         )
+
+    def transaction_open(self, connector_id: int) -> bool:
+        return connector_id in self.open
+
+    def csms_transaction_id(self, connector_id: int) -> int | None:
+        """The CSMS's id of the connector's running transaction, once it gave one."""
+        local_id = self.open.get(connector_id)
+        return None if local_id is None else self._csms_ids.get(local_id)
+
+    async def csms_id_of(self, local_id: int) -> int:
+        """The CSMS's id of a transaction for its later messages; -1 when the start was never
+        confirmed (dropped after its attempts: OCPP has no id for it)."""
+        if local_id in self._csms_ids:
+            return self._csms_ids[local_id]
+        record = await asyncio.to_thread(self._store.get, local_id)
+        if record is None or record.csms_tx_id is None:
+            return -1
+        self._csms_ids[local_id] = record.csms_tx_id
+        return record.csms_tx_id
+
+    async def confirmed(self, local_id: int, csms_id: int) -> None:
+        """StartTransaction.conf gave the transaction the CSMS's id."""
+        await self._storage.write("transactionId", self._store.set_csms_id, local_id, csms_id)
+        self._csms_ids[local_id] = csms_id
+
+    async def stop_left_open(
+        self, record: TransactionRecord, reason: StopReason, reading: MeterReading | None
+    ) -> None:
+        await self.stop_local(record.id, reason, reading)
 
     def stopped_by(self, connector_id: int, id_tag: str) -> None:
         """``id_tag`` (not the one that started it) is stopping the connector's transaction."""

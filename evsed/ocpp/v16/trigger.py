@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -29,6 +29,8 @@ from ocpp.v16.enums import Action
 
 from evsed.clock import iso
 from evsed.ocpp.v16.metering import MeterValueBuilder
+from evsed.ocpp.v16.reports import basic_status
+from evsed.ota.state import FirmwareStatus
 from hal.types import MeterReading
 
 log = logging.getLogger(__name__)
@@ -48,15 +50,17 @@ _EXTENDED = {
 
 
 class Sender(Protocol):
-    """What the OCPP session offers to send a triggered message."""
-
-    def boot_request(self) -> Any: ...
-
-    def current_status(self, connector_id: int) -> tuple[str, str]: ...
-
-    def csms_transaction_id(self, connector_id: int) -> int | None: ...
+    """Sends a CALL now (not through the outbox)."""
 
     async def call_now(self, payload: Any) -> Any | None: ...
+
+
+class StatusSource(Protocol):
+    def current_status(self, connector_id: int) -> tuple[str, str]: ...
+
+
+class TransactionIds(Protocol):
+    def csms_transaction_id(self, connector_id: int) -> int | None: ...
 
 
 class Metered(Protocol):
@@ -70,8 +74,8 @@ class Metered(Protocol):
 
 
 # (status, requestId) of the firmware update for FirmwareStatusNotification; requestId is set
-# for a signed update (SignedFirmwareStatusNotification).
-FirmwareStatus = Callable[[], tuple[str, int | None]]
+# while a signed update runs (SignedFirmwareStatusNotification).
+FirmwareStatusSource = Callable[[], tuple[FirmwareStatus, int | None]]
 
 
 class TriggeredMessages:
@@ -80,15 +84,21 @@ class TriggeredMessages:
     def __init__(
         self,
         sender: Sender,
-        connectors: dict[int, Metered],
+        connectors: Mapping[int, Metered],
         meter_values: MeterValueBuilder,
         *,
-        firmware_status: FirmwareStatus,
+        statuses: StatusSource,
+        transactions: TransactionIds,
+        boot_request: Callable[[], Any],
+        firmware_status: FirmwareStatusSource,
         now: Callable[[], datetime],
     ) -> None:
         self._sender = sender
         self._connectors = connectors
         self._meter_values = meter_values
+        self._statuses = statuses
+        self._transactions = transactions
+        self._boot_request = boot_request
         self._firmware_status = firmware_status
         self._now = now
         self._tasks: set[asyncio.Task[None]] = set()
@@ -121,16 +131,18 @@ class TriggeredMessages:
     def _payloads(self, message: str, connector_id: int | None, signed: bool) -> list[Any]:
         match message:
             case "BootNotification":
-                return [self._sender.boot_request()]
+                return [self._boot_request()]
             case "Heartbeat":
                 return [call.Heartbeat()]
             case "FirmwareStatusNotification":
                 status, request_id = self._firmware_status()
                 if signed or request_id is not None:
                     return [
-                        call.SignedFirmwareStatusNotification(status=status, request_id=request_id)
+                        call.SignedFirmwareStatusNotification(
+                            status=str(status), request_id=request_id
+                        )
                     ]
-                return [call.FirmwareStatusNotification(status=status)]
+                return [call.FirmwareStatusNotification(status=str(basic_status(status)))]
             case "StatusNotification":
                 ids = [connector_id] if connector_id is not None else [0, *self._connectors]
                 return [self._status(cid) for cid in ids]
@@ -140,7 +152,7 @@ class TriggeredMessages:
         return []
 
     def _status(self, connector_id: int) -> Any:
-        status, error = self._sender.current_status(connector_id)
+        status, error = self._statuses.current_status(connector_id)
         return call.StatusNotification(
             connector_id=connector_id, error_code=error, status=status, timestamp=iso(self._now())
         )
@@ -160,7 +172,7 @@ class TriggeredMessages:
             return None
         return call.MeterValues(
             connector_id=connector_id,
-            transaction_id=self._sender.csms_transaction_id(connector_id),
+            transaction_id=self._transactions.csms_transaction_id(connector_id),
             meter_value=[value],
         )
 

@@ -1,0 +1,293 @@
+"""The charger: its connectors, and everything that is charger-wide.
+
+- Availability (OCPP 1.6 §5.2): connector 0 is the charge point as a whole; each connector's
+  and the charge point's are kept in the state database and restored at start-up. A connector
+  with a transaction becomes inoperative once it ends (Scheduled).
+- Restart requests (a Reset, the reboot after a firmware install) and the stop the service
+  manager asks for, which wins over both.
+- Start-up recovery: transactions left open by a crash or power cut end with reason PowerLoss,
+  each with its own connector's meter reading.
+- Shutdown: every contactor opens first, then every open transaction ends.
+- The hardware health check, and holding the connectors for a firmware install.
+- The state database's health: while it takes no writes every connector shows the fault.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+
+from evsed.charging.events import StopReason
+from evsed.charging.faults import Fault
+from evsed.charging.state import Settings
+from evsed.config import Config, ConnectorConfig
+from evsed.connector import ConnectorRunner
+from evsed.hardware import Hardware
+from evsed.port import AvailabilityResult, RestartKind, SessionHost
+from evsed.store import kv
+from evsed.store.db import Database
+from evsed.store.health import StorageHealth
+from evsed.store.transactions import TransactionStore
+
+log = logging.getLogger(__name__)
+
+RECOVERY_METER_WAIT_S = 5.0
+RESET_STOP_WAIT_S = 10.0  # EV_STOP_GRACE_S plus margin: transactions end before the restart
+SHUTDOWN_COMMIT_S = 5.0  # how long a stop may wait for its commit while the daemon stops
+CHARGE_POINT = 0
+
+
+class Charger:
+    """The charge point with its connectors (implements :class:`evsed.port.Charger`)."""
+
+    def __init__(
+        self,
+        config: Config,
+        hardware: Hardware,
+        db: Database,
+        storage: StorageHealth,
+        sessions: SessionHost,
+        *,
+        clock: Callable[[], float],
+    ) -> None:
+        self._db = db
+        self._sessions = sessions
+        self._runners = {
+            c.id: ConnectorRunner(
+                c.id,
+                connector_settings(config, c),
+                pilot=hardware.connectors[c.id].pilot,
+                contactor=hardware.connectors[c.id].contactor,
+                meter=hardware.connectors[c.id].meter,
+                sessions=sessions,
+                clock=clock,
+                meter_poll_s=c.meter.poll_interval_s,
+                feedback_check_s=c.contactor.feedback_check_s,
+            )
+            for c in config.connectors
+        }
+        self.hardware = hardware
+        self.restart: RestartKind | None = None
+        self.stop_requested = asyncio.Event()
+        self._terminating = False
+        self._operative = _stored_operative(db, CHARGE_POINT)
+        self._charger_listeners: list[Callable[[], None]] = []
+        self._holding_for_update = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        storage.subscribe(self._storage_changed)
+
+    # -- the port (evsed.port.Charger) --------------------------------------------------------
+
+    @property
+    def connectors(self) -> Mapping[int, ConnectorRunner]:
+        return self._runners
+
+    @property
+    def operative(self) -> bool:
+        return self._operative
+
+    @property
+    def unavailable(self) -> bool:
+        """Connector 0 is Unavailable once it was made Inoperative and no transaction is left
+        (§4.9, §5.2)."""
+        return not self._operative and not any(r.state.tx_active for r in self._runners.values())
+
+    def on_charger_change(self, listener: Callable[[], None]) -> None:
+        """``listener()`` when ChangeAvailability changed connector 0 (its status also follows
+        from the connectors' transactions: see ``unavailable``)."""
+        self._charger_listeners.append(listener)
+
+    async def change_availability(self, connector_id: int, operative: bool) -> AvailabilityResult:
+        """§5.2. Connector 0 is the charge point and every connector; a connector with a
+        transaction becomes inoperative once it has ended (Scheduled)."""
+        if connector_id == CHARGE_POINT:
+            runners = list(self._runners.values())
+        elif connector_id in self._runners:
+            runners = [self._runners[connector_id]]
+        else:
+            return AvailabilityResult.REJECTED
+        changed: list[int] = []
+        if connector_id == CHARGE_POINT and self._operative != operative:
+            self._operative = operative
+            changed.append(CHARGE_POINT)
+            self._charger_changed()
+        scheduled = False
+        for runner in runners:
+            if runner.state.available == operative and not runner.state.unavailable_after_tx:
+                continue
+            runner.set_operative(operative)
+            changed.append(runner.connector_id)
+            scheduled = scheduled or runner.state.unavailable_after_tx
+        # Written before the answer (it must survive a restart), off the event loop.
+        for changed_id in changed:
+            await asyncio.to_thread(_store_operative, self._db, changed_id, operative)
+        return AvailabilityResult.SCHEDULED if scheduled else AvailabilityResult.ACCEPTED
+
+    def reset(self, kind: RestartKind) -> None:
+        task = asyncio.create_task(self._reset(kind), name="reset")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start every connector and restore the availability each had (§5.2)."""
+        for runner in self._runners.values():
+            await runner.start()
+            if not _stored_operative(self._db, runner.connector_id):
+                runner.set_operative(False)
+
+    async def recover(self, store: TransactionStore) -> None:
+        """Transactions left open by a crash or power cut end with reason PowerLoss (§5.11),
+        each with a fresh reading of its own connector's meter."""
+        records = await asyncio.to_thread(store.open_transactions)
+        readings = {}
+        for record in records:
+            runner = self._runners.get(record.connector_id)
+            if record.connector_id not in readings:
+                readings[record.connector_id] = (
+                    await runner.first_reading(RECOVERY_METER_WAIT_S) if runner else None
+                )
+            log.warning(
+                "transaction %d on connector %d was open at start-up: stopping it (PowerLoss)",
+                record.id,
+                record.connector_id,
+                extra={"connector": record.connector_id, "transaction": record.id},
+            )
+            reading = readings[record.connector_id]
+            await self._sessions.stop_left_open(record, StopReason.POWER_LOSS, reading)
+
+    def request_restart(self, kind: RestartKind) -> None:
+        """Stop the daemon and start it again (Reset), or reboot (Hard, firmware)."""
+        if self._terminating:
+            log.info("%s restart ignored: the daemon is being stopped", kind)
+            return
+        self.restart = kind
+        self.stop_requested.set()
+
+    def terminate(self) -> None:
+        """The service manager asked us to stop (SIGTERM/SIGINT): no restart afterwards, even
+        when a Reset or a firmware install had asked for one."""
+        self._terminating = True
+        if self.restart is not None:
+            log.warning("stop requested: the %s restart is not carried out", self.restart)
+        self.restart = None
+        self.stop_requested.set()
+
+    async def shutdown(self) -> None:
+        """Every contactor opens first; then every connector stops, and every transaction
+        still open ends (a stop already under way keeps its own reason)."""
+        for runner in self._runners.values():
+            runner.halt()
+        for task in list(self._tasks):
+            task.cancel()
+        for runner in self._runners.values():
+            await runner.shutdown()
+        for runner in self._runners.values():
+            if self._sessions.transaction_open(runner.connector_id):
+                await self._end_at_shutdown(runner)
+
+    async def _end_at_shutdown(self, runner: ConnectorRunner) -> None:
+        reason = runner.state.stop_reason or {
+            "Soft": StopReason.SOFT_RESET,
+            "Hard": StopReason.HARD_RESET,
+        }.get(self.restart or "", StopReason.REBOOT)
+        try:
+            async with asyncio.timeout(SHUTDOWN_COMMIT_S):
+                await self._sessions.stop(runner.connector_id, reason, runner.meter_reading)
+        except TimeoutError:
+            # Not recorded (the disk is still full): the next start ends it as PowerLoss.
+            log.error(
+                "connector %d: the open transaction could not be recorded as stopped",
+                runner.connector_id,
+            )
+
+    # -- firmware updates ---------------------------------------------------------------------
+
+    def busy_connectors(self) -> list[int]:
+        """Connectors with a transaction: a firmware install waits for them."""
+        return [r.connector_id for r in self._runners.values() if r.state.tx_active]
+
+    def hold_for_update(self) -> None:
+        """Every connector becomes Unavailable once its transaction ends (as a Scheduled
+        ChangeAvailability), so none starts while an update waits to install."""
+        self._holding_for_update = True
+        for runner in self._runners.values():
+            if runner.state.available and not runner.state.unavailable_after_tx:
+                runner.set_operative(False)
+
+    def release_after_update(self) -> None:
+        """Back to the availability the operator set."""
+        if not self._holding_for_update:
+            return
+        self._holding_for_update = False
+        for runner in self._runners.values():
+            if _stored_operative(self._db, runner.connector_id):
+                runner.set_operative(True)
+
+    def health(self) -> str | None:
+        """The hardware health check: None when every connector is healthy, else what is
+        wrong (MCU link, meter, contactor feedback, faults)."""
+        for connector_id, runner in self._runners.items():
+            if not runner.pilot_link_ok:
+                return f"connector {connector_id}: no MCU link"
+            if runner.meter_reading is None or Fault.METER_FAILURE in runner.state.faults:
+                return f"connector {connector_id}: meter not readable"
+            contactor = self.hardware.connectors[connector_id].contactor
+            if contactor.commanded_closed != contactor.feedback_closed:
+                return f"connector {connector_id}: contactor feedback inconsistent"
+            if runner.state.blocking_faults:
+                faults = ", ".join(sorted(runner.state.blocking_faults))
+                return f"connector {connector_id}: faults {faults}"
+        return None
+
+    # -- inside -------------------------------------------------------------------------------
+
+    async def _reset(self, kind: RestartKind) -> None:
+        """Stop every transaction with reason Soft/HardReset, wait for them to end, restart."""
+        reason = StopReason.SOFT_RESET if kind == "Soft" else StopReason.HARD_RESET
+        for runner in self._runners.values():
+            if runner.state.tx_active:
+                runner.request_stop(reason)
+        try:
+            async with asyncio.timeout(RESET_STOP_WAIT_S):
+                while self.busy_connectors():
+                    await asyncio.sleep(0.1)
+                await asyncio.gather(*(r.settled() for r in self._runners.values()))
+        except TimeoutError:
+            log.warning("reset: transactions did not end in time; restarting anyway")
+        log.warning("%s reset requested by the CSMS", kind)
+        self.request_restart(kind)
+
+    def _charger_changed(self) -> None:
+        for listener in list(self._charger_listeners):
+            listener()
+
+    def _storage_changed(self, ok: bool) -> None:
+        for runner in self._runners.values():
+            runner.set_fault(Fault.STORAGE_FAILURE, not ok)
+
+
+def connector_settings(config: Config, connector: ConnectorConfig) -> Settings:
+    """The charging core's policy for one connector."""
+    c = config.charging
+    return Settings(
+        max_current_a=connector.max_current_a,
+        free_mode=c.free_mode,
+        free_mode_id_tag=c.free_mode_id_tag,
+        connection_timeout_s=c.connection_timeout_s,
+        stop_on_ev_disconnect=c.stop_on_ev_disconnect,
+        ventilation_available=c.ventilation_available,
+        c_debounce_s=c.c_debounce_s,
+        require_meter=c.require_meter,
+        has_lock=connector.connector_lock,
+    )
+
+
+def _stored_operative(db: Database, connector_id: int) -> bool:
+    return kv.get(db, f"connector.{connector_id}.operative") != "false"
+
+
+def _store_operative(db: Database, connector_id: int, operative: bool) -> None:
+    kv.put(db, f"connector.{connector_id}.operative", str(operative).lower())

@@ -1,0 +1,114 @@
+"""What the control socket's commands do (``evsectl status``, ``sim ...``, ``clear-faults``).
+
+``sim`` verbs drive the simulated hardware: the car's verbs (plug, unplug, ev-state, ev-current,
+swipe, fault, clear) go to the connector named by ``--connector``; ``network`` and ``stall`` are
+charger-wide. They are refused when the hardware is real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from evsed.config import Config
+from evsed.control.server import ControlError
+from evsed.control.snapshot import connector_snapshot
+from evsed.ocpp.adapters import CsmsClient
+from evsed.ota.info import FirmwareInfo
+from evsed.port import Charger, Connector
+from evsed.store.health import StorageHealth
+from evsed.store.transactions import TransactionStore
+
+if TYPE_CHECKING:
+    from evsed.ota.manager import FirmwareManager
+
+MAX_STALL_MS = 10_000
+CHARGER_WIDE = frozenset({"network", "stall"})
+
+
+class ControlTarget:
+    """Implements :class:`evsed.control.server.Controlled` for the running daemon."""
+
+    def __init__(
+        self,
+        config: Config,
+        charger: Charger,
+        client: CsmsClient,
+        store: TransactionStore,
+        storage: StorageHealth,
+        *,
+        world: Any,
+        firmware: FirmwareInfo,
+        manager: FirmwareManager | None,
+    ) -> None:
+        self._config = config
+        self._charger = charger
+        self._client = client
+        self._store = store
+        self._storage = storage
+        self._world = world  # hal.sim.world.SimWorld, or None on real hardware
+        self._firmware = firmware
+        self._manager = manager
+
+    def _connector(self, connector_id: int) -> Connector:
+        connector = self._charger.connectors.get(connector_id)
+        if connector is None:
+            known = sorted(self._charger.connectors)
+            raise ControlError(f"no connector {connector_id}; this charger has {known}")
+        return connector
+
+    def sim(self, words: list[str], connector_id: int) -> str:
+        from hal.sim.world import SimCommandError
+
+        if self._world is None:
+            raise ControlError('sim commands need the simulated HAL ([hal] kind = "sim")')
+        match words:
+            case ["stall", millis] if millis.isdigit() and int(millis) <= MAX_STALL_MS:
+                # Block the event loop, as a hung daemon would: the MCU's failsafe must act.
+                time.sleep(int(millis) / 1000)
+                return f"event loop stalled for {millis} ms"
+            case ["network", "down" | "up" as updown]:
+                self._client.set_network(updown == "up")
+                return f"network {updown}"
+            case [verb, *_] if verb in CHARGER_WIDE:
+                raise ControlError(f"malformed sim command: {' '.join(words)}")
+        connector = self._connector(connector_id)
+        match words:
+            case ["swipe", tag]:
+                connector.present_tag(tag)
+                return f"tag {tag} presented"
+        try:
+            return str(self._world.command(words))
+        except SimCommandError as exc:
+            raise ControlError(str(exc)) from None
+
+    def clear_faults(self, connector_id: int) -> list[str]:
+        return self._connector(connector_id).clear_latched_faults()
+
+    async def status(self) -> dict[str, Any]:
+        # Counting the outbox waits for the database lock: off the loop, which runs the safety
+        # path, in case a worker thread is in the middle of an fsync.
+        pending = await asyncio.to_thread(self._store.pending)
+        client = self._client
+        return {
+            "charger_id": self._config.charger.id,
+            "firmware_version": self._firmware.version,
+            "hal": self._config.hal.kind,
+            "ocpp": {**client.snapshot(), "outbox_pending": pending},
+            "storage": {
+                "path": str(self._config.state_dir),
+                "ok": self._storage.ok,
+                "error": self._storage.error,
+            },
+            "connectors": [
+                connector_snapshot(
+                    connector,
+                    client.connector_status(connector_id),
+                    client.transaction_id(connector_id),
+                )
+                for connector_id, connector in self._charger.connectors.items()
+            ],
+            "sim": self._world.snapshot() if self._world is not None else None,
+            "firmware": self._firmware.snapshot(self._manager),
+        }
