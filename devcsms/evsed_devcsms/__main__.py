@@ -1,8 +1,8 @@
-"""``python -m evsed.devcsms``: see :mod:`evsed.devcsms.cli`."""
+"""``python -m evsed_devcsms``: see :mod:`evsed_devcsms.cli`."""
 
 import sys
 
-from evsed.devcsms.cli import main
+from evsed_devcsms.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())
