@@ -20,11 +20,11 @@ SCHEMA_DIR := tests/schema
 .PHONY: demo demo-ota test lint typecheck pytest schema-deps system-deps venv clean
 
 demo: venv
-	$(PY) -m evsed.devcsms.demo
+	$(PY) -m evsed_devtools.demo
 
 # A firmware update through the real rauc on simulated hardware (needs root, see README).
 demo-ota: venv
-	$(PY) -m evsed.devcsms.demo_ota
+	$(PY) -m evsed_devtools.demo_ota
 
 test: venv lint typecheck pytest
 
@@ -54,12 +54,14 @@ REQUIRE_NODE = command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml | system-deps
+# The daemon with its test tools (the dev extra), and the development CSMS with the harness, the
+# RAUC sandbox and the demos (devcsms/, its own distribution: not part of the device wheel).
+$(VENV)/.installed: pyproject.toml devcsms/pyproject.toml | system-deps
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "evsed needs Python >= 3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev]' -e ./devcsms
 	touch $@
 
 system-deps:

@@ -46,8 +46,8 @@ from typing import Any
 
 from evsed.config import load_config
 from evsed.daemon import Daemon
-from evsed.devcsms.server import DevCsms
-from evsed.devcsms.state import CsmsSettings
+from evsed_devcsms.server import DevCsms
+from evsed_devcsms.state import CsmsSettings
 from hal.types import CpState
 
 IEC_LIMIT_MS = 100.0  # IEC 61851-1:2017 Table A.6 seq. 7/8

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from evsed.devcsms.harness import DevCsms
+from evsed_devtools.harness import DevCsms
 
 # tests/schema is a Node.js project with its Python wrapper beside it, not a package.
 sys.path.insert(0, str(Path(__file__).resolve().parent / "schema"))

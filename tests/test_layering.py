@@ -18,6 +18,7 @@ def imported_modules(package: str) -> dict[Path, set[str]]:
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 names.add(node.module)
         found[path] = names
+    assert found, f"no Python files under {package}/"  # a moved package must not pass unseen
     return found
 
 
@@ -25,6 +26,27 @@ def test_hal_never_imports_evsed() -> None:
     offenders = {
         str(path.relative_to(ROOT)): sorted(n for n in names if n.split(".")[0] == "evsed")
         for path, names in imported_modules("hal").items()
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_device_package_never_imports_the_dev_tools() -> None:
+    """evsed/ and hal/ are the device wheel; the dev CSMS and the test tools (devcsms/) are never
+    installed on a charger (DESIGN.md: device package vs tools)."""
+    dev_roots = {"evsed_devcsms", "evsed_devtools"}
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(n for n in names if n.split(".")[0] in dev_roots)
+        for package in ("evsed", "hal")
+        for path, names in imported_modules(package).items()
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_dev_csms_does_not_use_the_test_tools() -> None:
+    """The harness drives the CSMS, not the other way round."""
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(n for n in names if n.split(".")[0] == "evsed_devtools")
+        for path, names in imported_modules("devcsms/evsed_devcsms").items()
     }
     assert {k: v for k, v in offenders.items() if v} == {}
 

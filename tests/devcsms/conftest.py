@@ -16,7 +16,7 @@ from ocpp.v16 import ChargePoint, call_result
 from ocpp.v16.enums import Action, RemoteStartStopStatus, ResetStatus, UnlockStatus
 from websockets.typing import Subprotocol
 
-from evsed.devcsms import CsmsSettings, DevCsms
+from evsed_devcsms import CsmsSettings, DevCsms
 
 
 class _FailOnBadLogFormat(logging.Handler):

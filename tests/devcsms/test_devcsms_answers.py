@@ -17,10 +17,10 @@ import pytest
 from ocpp.exceptions import InternalError, UnknownCallErrorCodeError
 from ocpp.v16 import call
 
-from evsed.devcsms import AdminApiError, AdminClient, DevCsms
-from evsed.devcsms.cli import parse_id_tag
-from evsed.devcsms.harness import DevCsms as DevCsmsProcess
-from evsed.devcsms.state import IdTagRecord
+from evsed_devcsms import AdminApiError, AdminClient, DevCsms
+from evsed_devcsms.cli import parse_id_tag
+from evsed_devcsms.state import IdTagRecord
+from evsed_devtools.harness import DevCsms as DevCsmsProcess
 
 ChargerFactory = Callable[[str], Awaitable[Any]]
 EXPIRY = "2030-01-01T00:00:00Z"
@@ -127,7 +127,7 @@ def test_id_tag_option_syntax() -> None:
 
 def _cli(csms: DevCsmsProcess, *args: str) -> Any:
     done = subprocess.run(
-        [sys.executable, "-m", "evsed.devcsms", args[0], "--http", csms.http_url, *args[1:]],
+        [sys.executable, "-m", "evsed_devcsms", args[0], "--http", csms.http_url, *args[1:]],
         capture_output=True,
         text=True,
         timeout=20,

@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from evsed.devcsms import DevCsms
-from evsed.devcsms.files import RangeNotSatisfiable, parse_range
+from evsed_devcsms import DevCsms
+from evsed_devcsms.files import RangeNotSatisfiable, parse_range
 
 SIZE = 10_000
 

@@ -1,4 +1,4 @@
-"""``python -m evsed.devcsms`` as processes: serve, the developer CLI, SIGTERM, journal file."""
+"""``python -m evsed_devcsms`` as processes: serve, the developer CLI, SIGTERM, journal file."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ async def _cli(*args: str) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "evsed.devcsms",
+        "evsed_devcsms",
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -39,7 +39,7 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[asyncio.subprocess.Proce
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "evsed.devcsms",
+        "evsed_devcsms",
         "serve",
         "--port",
         "0",
@@ -126,7 +126,7 @@ async def test_serve_with_tls_speaks_wss(tmp_path: Path) -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "evsed.devcsms",
+        "evsed_devcsms",
         "serve",
         "--port",
         "0",

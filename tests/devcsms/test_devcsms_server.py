@@ -14,8 +14,8 @@ from ocpp.v16.enums import RegistrationStatus
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Subprotocol
 
-from evsed.devcsms import AdminApiError, AdminClient, DevCsms
-from evsed.devcsms.journal import Journal, describe, parse_frame
+from evsed_devcsms import AdminApiError, AdminClient, DevCsms
+from evsed_devcsms.journal import Journal, describe, parse_frame
 
 #: The ``connect`` fixture: charge point id -> connected TestCharger (see conftest).
 ChargerFactory = Callable[[str], Awaitable[Any]]

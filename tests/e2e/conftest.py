@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from evsed.devcsms.harness import DevCsms, Evsed
+from evsed_devtools.harness import DevCsms, Evsed
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from datetime import datetime
 from itertools import pairwise
 from typing import Any
 
-from evsed.devcsms.harness import DevCsms, Evsed, wait_for
+from evsed_devtools.harness import DevCsms, Evsed, wait_for
 
 TAG = "04E91C2A"  # accepted by the ``csms`` fixture
 OTHER_TAG = "PARENT01"  # accepted as well

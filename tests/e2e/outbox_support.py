@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from evsed.devcsms.harness import DevCsms, Evsed, wait_for
+from evsed_devtools.harness import DevCsms, Evsed, wait_for
 
 CP = "CP01"
 TAG = "04E91C2A"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tls_support import TestCa
 
-from evsed.devcsms.harness import DevCsms, Evsed, wait_for
+from evsed_devtools.harness import DevCsms, Evsed, wait_for
 
 
 def _tls_csms(start_csms: Callable[..., DevCsms], tmp_path: Path, names: list[str]) -> tuple:

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from evsed.devcsms.harness import DevCsms, Evsed, wait_for, write_config
+from evsed_devtools.harness import DevCsms, Evsed, wait_for, write_config
 
 
 def test_notifies_systemd_ready_watchdog_and_stopping(tmp_path: Path, csms: DevCsms) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from tests_support import charging, last_status
 
-from evsed.devcsms.harness import DevCsms, Evsed, wait_for
+from evsed_devtools.harness import DevCsms, Evsed, wait_for
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@ recovery after a crash. The CSMS is the development CSMS on 127.0.0.1."""
 
 from pathlib import Path
 
-from evsed.devcsms.harness import DevCsms, Evsed, wait_for
+from evsed_devtools.harness import DevCsms, Evsed, wait_for
 
 
 def test_boot_pending_sends_nothing_else_until_accepted(tmp_path: Path) -> None:

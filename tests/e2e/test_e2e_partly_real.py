@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from evsed.config import load_config
-from evsed.devcsms.harness import DevCsms, Evsed, wait_for, write_config
 from evsed.hardware import build_hardware
+from evsed_devtools.harness import DevCsms, Evsed, wait_for, write_config
 from hal.sim.meter import SimMeterServer
 
 

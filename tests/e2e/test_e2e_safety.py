@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tests_support import charging, last_status
 
-from evsed.devcsms.harness import DevCsms, Evsed, wait_for
+from evsed_devtools.harness import DevCsms, Evsed, wait_for
 
 
 def test_state_e_opens_contactor_with_ev_communication_error(tmp_path: Path, csms: DevCsms) -> None:

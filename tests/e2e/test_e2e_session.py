@@ -3,7 +3,7 @@ simulated hardware over a real pty, Modbus TCP and mock GPIO, driven only throug
 
 from pathlib import Path
 
-from evsed.devcsms.harness import DevCsms, Evsed, wait_for
+from evsed_devtools.harness import DevCsms, Evsed, wait_for
 
 TAG = "04E91C2A"
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from oca_support import booted, wait_status
 
-from evsed.devcsms.harness import DevCsms, Evsed, wait_for
+from evsed_devtools.harness import DevCsms, Evsed, wait_for
 
 REFUSED = "BADCARD1"
 

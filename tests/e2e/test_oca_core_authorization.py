@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from oca_support import TAG, answer_to, booted, labels, mark, since, wait_status
 
-from evsed.devcsms.harness import DevCsms, Evsed, wait_for
+from evsed_devtools.harness import DevCsms, Evsed, wait_for
 
 
 def test_tc_007_regular_start_charging_session_cached_id(

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from oca_support import TAG, booted, charging, labels, mark, since, wait_status
 
-from evsed.devcsms.harness import DevCsms, Evsed, wait_for
+from evsed_devtools.harness import DevCsms, Evsed, wait_for
 
 
 def _change(csms: DevCsms, connector_id: int, kind: str) -> str:

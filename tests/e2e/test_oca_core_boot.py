@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from oca_support import labels, reported, seconds_between
 
-from evsed.devcsms.harness import DevCsms, Evsed, wait_for
+from evsed_devtools.harness import DevCsms, Evsed, wait_for
 
 
 def test_tc_001_cold_boot_charge_point(

@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 from oca_support import booted
 
-from evsed.devcsms.harness import DevCsms, Evsed
+from evsed_devtools.harness import DevCsms, Evsed
 
 # OCPP 1.6 §9.1 / §9.2: the keys a Charge Point with Core and Local Auth List Management must
 # report, with their accessibility (None: R or RW, the implementation chooses).

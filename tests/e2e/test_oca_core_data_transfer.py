@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from oca_support import booted, labels, mark, since
 
-from evsed.devcsms.harness import DevCsms, Evsed
+from evsed_devtools.harness import DevCsms, Evsed
 
 
 def test_tc_062_data_transfer_to_a_charge_point(

@@ -11,7 +11,7 @@ from typing import Any
 
 from oca_support import TAG, answer_to, booted, labels, mark, since, wait_status
 
-from evsed.devcsms.harness import DevCsms, Evsed
+from evsed_devtools.harness import DevCsms, Evsed
 
 
 def _version(csms: DevCsms) -> int:

@@ -7,7 +7,7 @@ from typing import Any
 
 from oca_support import booted, charging
 
-from evsed.devcsms.harness import DevCsms, Evsed, wait_for
+from evsed_devtools.harness import DevCsms, Evsed, wait_for
 
 
 def _configured(csms: DevCsms, key: str) -> list[str]:

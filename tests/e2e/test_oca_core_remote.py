@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from oca_support import TAG, answer_to, booted, charging, labels, mark, since, wait_status
 
-from evsed.devcsms.harness import DevCsms, Evsed, wait_for
+from evsed_devtools.harness import DevCsms, Evsed, wait_for
 
 
 def _remote_start(csms: DevCsms, tag: str = TAG, connector_id: int | None = 1) -> str:

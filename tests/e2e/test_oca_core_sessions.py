@@ -21,7 +21,7 @@ from oca_support import (
     wait_status,
 )
 
-from evsed.devcsms.harness import DevCsms, Evsed, wait_for
+from evsed_devtools.harness import DevCsms, Evsed, wait_for
 
 
 def _without(items: list[str], optional: str) -> list[str]:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from oca_support import booted, charging, labels, mark, since, wait_status
 
-from evsed.devcsms.harness import DevCsms, Evsed
+from evsed_devtools.harness import DevCsms, Evsed
 
 SOCKET = {"connector_lock": True}
 TETHERED = {"connector_lock": False}

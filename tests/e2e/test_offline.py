@@ -38,7 +38,7 @@ from outbox_support import (
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.typing import Subprotocol
 
-from evsed.devcsms.harness import Evsed, wait_for
+from evsed_devtools.harness import Evsed, wait_for
 
 UNKNOWN_TAG = "DEADBEEF"  # not in the CSMS's list: StartTransaction.conf says Invalid
 SAMPLE_INTERVAL_S = 1

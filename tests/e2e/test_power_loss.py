@@ -29,7 +29,7 @@ from outbox_support import (
     utc_now,
 )
 
-from evsed.devcsms.harness import Evsed, wait_for
+from evsed_devtools.harness import Evsed, wait_for
 
 CHARGING = {"meter_values_interval_s": 1.0}
 

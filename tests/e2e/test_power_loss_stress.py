@@ -52,8 +52,8 @@ import pytest
 from outbox_support import CP, TAG, TX_ACTIONS, energy_wh, free_port
 
 from evsed.control.cli import request
-from evsed.devcsms.client import AdminApiError
-from evsed.devcsms.harness import DevCsms, Evsed
+from evsed_devcsms.client import AdminApiError
+from evsed_devtools.harness import DevCsms, Evsed
 
 SESSIONS = int(os.environ.get("EVSED_STRESS_SESSIONS", "50"))
 SEED = int(os.environ.get("EVSED_STRESS_SEED", str(random.SystemRandom().randrange(10**6))))

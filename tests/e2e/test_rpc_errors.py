@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from oca_support import booted, charging
 
-from evsed.devcsms.harness import DevCsms, Evsed, wait_for
+from evsed_devtools.harness import DevCsms, Evsed, wait_for
 
 
 def _error(answer: dict[str, object]) -> dict[str, object]:

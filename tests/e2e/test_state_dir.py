@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from oca_support import booted, charging, wait_status
 
-from evsed.devcsms.harness import PYTHON, DevCsms, Evsed, wait_for, write_config
+from evsed_devtools.harness import PYTHON, DevCsms, Evsed, wait_for, write_config
 
 EXIT_STATE_DIR = 73
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from oca_support import booted, charging
 
-from evsed.devcsms.harness import DevCsms, Evsed, wait_for
+from evsed_devtools.harness import DevCsms, Evsed, wait_for
 
 
 def _trigger(csms: DevCsms, message: str, connector_id: int | None = None) -> str:

@@ -1,6 +1,6 @@
 """Steps shared by the end-to-end tests."""
 
-from evsed.devcsms.harness import DevCsms, Evsed
+from evsed_devtools.harness import DevCsms, Evsed
 
 
 def charging(evsed: Evsed) -> None:

@@ -32,9 +32,9 @@ from pyftpdlib.authorizers import DummyAuthorizer
 from pyftpdlib.handlers import FTPHandler
 from pyftpdlib.servers import FTPServer
 
-from evsed.devcsms import DevCsms
-from evsed.devcsms.files import resolve_file, send_file
 from evsed.ota.download import DownloadError, download, redact_url
+from evsed_devcsms import DevCsms
+from evsed_devcsms.files import resolve_file, send_file
 
 SECRET = "s3cr@t"  # FTP and HTTP password; must never show up in a log line
 MIB = 1024 * 1024

@@ -20,12 +20,12 @@ from typing import Any
 
 import pytest
 
-from evsed.devcsms.harness import DevCsms, Evsed, wait_for
+from evsed_devtools.harness import DevCsms, Evsed, wait_for
 
 if shutil.which("rauc") is None:
     pytest.skip("rauc is not installed (make test installs it as root)", allow_module_level=True)
 
-from evsed.devcsms.rauc_sandbox import RaucSandbox
+from evsed_devtools.rauc_sandbox import RaucSandbox
 
 CP = "CP01"
 

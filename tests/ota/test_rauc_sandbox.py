@@ -1,6 +1,6 @@
 """The RAUC sandbox against the machine's real rauc: install, boot counting, rollback, rejection.
 
-Only the bootloader and the reboot are emulated (evsed/devcsms/rauc_sandbox.py says how);
+Only the bootloader and the reboot are emulated (devcsms/evsed_devtools/rauc_sandbox.py says how);
 everything asserted about bundles, signatures, slots and marks comes from RAUC itself.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from evsed.devcsms.rauc_sandbox import MiB, RaucSandbox, slots_by_bootname
+from evsed_devtools.rauc_sandbox import MiB, RaucSandbox, slots_by_bootname
 
 pytestmark = pytest.mark.skipif(
     shutil.which("rauc") is None,

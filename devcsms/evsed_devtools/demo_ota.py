@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from evsed.clock import iso, utcnow
-from evsed.devcsms.harness import DevCsms, Evsed, run_demo, wait_for
+from evsed_devtools.harness import DevCsms, Evsed, run_demo, wait_for
 
 CHARGER = "DEMO-OTA"
 
@@ -41,7 +41,7 @@ class Timeline:
 
 
 def run(workdir: Path) -> int:
-    from evsed.devcsms.rauc_sandbox import RaucSandbox
+    from evsed_devtools.rauc_sandbox import RaucSandbox
 
     tl = Timeline()
     files = workdir / "files"

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from evsed.devcsms.harness import DevCsms, Evsed, run_demo, wait_for
+from evsed_devtools.harness import DevCsms, Evsed, run_demo, wait_for
 
 TAG = "04E91C2A"
 CHARGER = "DEMO-01"

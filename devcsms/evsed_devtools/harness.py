@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from evsed.devcsms.client import AdminClient
+from evsed_devcsms.client import AdminClient
 
 PYTHON = sys.executable
 
@@ -47,7 +47,7 @@ class DevCsms:
     def start(cls, workdir: Path, *args: str) -> DevCsms:
         log = open(workdir / "devcsms.log", "a")  # noqa: SIM115 - closed with the process
         proc = subprocess.Popen(
-            [PYTHON, "-m", "evsed.devcsms", "serve", "--port", "0", "--http-port", "0", *args],
+            [PYTHON, "-m", "evsed_devcsms", "serve", "--port", "0", "--http-port", "0", *args],
             stdout=subprocess.PIPE,
             stderr=log,
             text=True,

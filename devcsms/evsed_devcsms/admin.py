@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
-from evsed.devcsms.chargepoint import CallOutcome
-from evsed.devcsms.errors import ChargerGone, ChargerNotConnected, InvalidCall
-from evsed.devcsms.files import resolve_file, send_file
-from evsed.devcsms.journal import Journal
-from evsed.devcsms.state import AnswerRule, IdTagRecord
+from evsed_devcsms.chargepoint import CallOutcome
+from evsed_devcsms.errors import ChargerGone, ChargerNotConnected, InvalidCall
+from evsed_devcsms.files import resolve_file, send_file
+from evsed_devcsms.journal import Journal
+from evsed_devcsms.state import AnswerRule, IdTagRecord
 
 _LOG = logging.getLogger(__name__)
 _T = TypeVar("_T")

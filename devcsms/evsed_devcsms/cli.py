@@ -21,18 +21,18 @@ from typing import Any
 
 from ocpp.exceptions import OCPPError
 
-from evsed.devcsms.chargepoint import LIBRARY_LOGGER
-from evsed.devcsms.client import DEFAULT_HTTP, AdminApiError, AdminClient
-from evsed.devcsms.journal import Journal, describe
-from evsed.devcsms.server import DevCsms
-from evsed.devcsms.state import (
+from evsed.errors import EXIT_CONFIG
+from evsed_devcsms.chargepoint import LIBRARY_LOGGER
+from evsed_devcsms.client import DEFAULT_HTTP, AdminApiError, AdminClient
+from evsed_devcsms.journal import Journal, describe
+from evsed_devcsms.server import DevCsms
+from evsed_devcsms.state import (
     ANSWER_MODES,
     BOOT_STATUSES,
     ID_TAG_STATUSES,
     CsmsSettings,
     IdTagRecord,
 )
-from evsed.errors import EXIT_CONFIG
 
 _LOG = logging.getLogger(__name__)
 _POLL_SECONDS = 0.5
@@ -281,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``evsed-devcsms`` and ``python -m evsed.devcsms``."""
+    """Entry point of ``evsed-devcsms`` and ``python -m evsed_devcsms``."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "serve":

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from evsed.devcsms.journal import utc_now
+from evsed_devcsms.journal import utc_now
 
 BOOT_STATUSES = ("Accepted", "Pending", "Rejected")
 #: OCPP 1.6 AuthorizationStatus (§7.2).

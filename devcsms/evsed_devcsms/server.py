@@ -21,11 +21,11 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from evsed.devcsms.admin import AdminServer
-from evsed.devcsms.chargepoint import CallOutcome, CsmsChargePoint
-from evsed.devcsms.errors import ChargerNotConnected
-from evsed.devcsms.journal import Journal, utc_now
-from evsed.devcsms.state import (
+from evsed_devcsms.admin import AdminServer
+from evsed_devcsms.chargepoint import CallOutcome, CsmsChargePoint
+from evsed_devcsms.errors import ChargerNotConnected
+from evsed_devcsms.journal import Journal, utc_now
+from evsed_devcsms.state import (
     AnswerRule,
     CsmsSettings,
     CsmsState,

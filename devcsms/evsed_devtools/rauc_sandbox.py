@@ -40,8 +40,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from evsed.devcsms.harness import wait_for
 from evsed.errors import EvsedError
+from evsed_devtools.harness import wait_for
 
 RAUC_DIR = Path(__file__).resolve().parents[2] / "rauc"
 SYSTEM_CONF_TEMPLATE = RAUC_DIR / "system.conf.test.in"

@@ -12,7 +12,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from evsed.devcsms.errors import DevCsmsError
+from evsed_devcsms.errors import DevCsmsError
 
 DEFAULT_HTTP = "http://127.0.0.1:9001"
 

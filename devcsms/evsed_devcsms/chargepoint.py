@@ -25,13 +25,13 @@ from ocpp.v16 import ChargePoint, call_result, datatypes
 from ocpp.v16.enums import Action, AuthorizationStatus, DataTransferStatus, RegistrationStatus
 from websockets.exceptions import ConnectionClosed
 
-from evsed.devcsms.errors import ChargerGone, InvalidCall
-from evsed.devcsms.journal import Direction, Frame, Journal, describe, parse_frame
-from evsed.devcsms.state import CsmsState
+from evsed_devcsms.errors import ChargerGone, InvalidCall
+from evsed_devcsms.journal import Direction, Frame, Journal, describe, parse_frame
+from evsed_devcsms.state import CsmsState
 
-_FRAMES = logging.getLogger("evsed.devcsms.frames")
+_FRAMES = logging.getLogger("evsed_devcsms.frames")
 #: Logger handed to the library; its per-frame INFO lines duplicate ours and are not used.
-LIBRARY_LOGGER = logging.getLogger("evsed.devcsms.ocpp")
+LIBRARY_LOGGER = logging.getLogger("evsed_devcsms.ocpp")
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
