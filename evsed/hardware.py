@@ -41,7 +41,7 @@ async def build_hardware(config: Config) -> Hardware:
     from hal.sim.world import SimWorld
 
     sim = hal.sim
-    world = SimWorld(
+    world = SimWorld.single(
         coil_pin=hal.contactor.pin,
         feedback_pin=hal.contactor.feedback_pin,
         voltage_v=sim.voltage_v,
