@@ -53,7 +53,7 @@ async def _simulated(config: Config) -> Hardware:
         raise ConfigError(config.source, "connectors", "the simulator serves one connector")
     (c,) = config.connectors
     sim = config.hal.sim
-    world = SimWorld(
+    world = SimWorld.single(
         coil_pin=c.contactor.pin,
         feedback_pin=c.contactor.feedback_pin,
         voltage_v=sim.voltage_v,

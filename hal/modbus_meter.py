@@ -10,6 +10,9 @@ Every failure says its cause: silence, a CRC error or garbage on the RS-485 line
 drops such frames without a word, so the driver looks at the bytes itself), an answer from
 another device id, a Modbus exception response (Modbus Application Protocol §7), a lost
 connection, or an implausible value.
+
+Meters on one line (the two meters of a twin wallbox on one RS-485 bus, or behind one TCP
+gateway) share one :class:`hal.modbus_bus.ModbusBus`: one client, one request at a time.
 """
 
 from __future__ import annotations
@@ -18,9 +21,8 @@ import asyncio
 import logging
 import math
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
-from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.constants import ExcCodes
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from pymodbus.framer import FramerRTU
@@ -28,6 +30,7 @@ from pymodbus.pdu import ModbusPDU
 
 from hal.errors import MeterError
 from hal.meter_maps import Register, RegisterMap, decode
+from hal.modbus_bus import BusSettings, ModbusBus, ModbusClient
 from hal.types import MeterReading
 
 log = logging.getLogger(__name__)
@@ -135,61 +138,74 @@ class ModbusMeter:
     The energy counters must never decrease: the last accepted values are kept for the
     life of this object (also across :meth:`stop`/:meth:`start`), so a meter that was
     swapped or reset keeps failing until the daemon builds a new driver.
+
+    With ``bus``, the meter shares that line with other meters: a read holds the line for all
+    its blocks, so on a line of n meters a read may wait up to n - 1 other reads first (the
+    deadline counts from when the line is its own). What a meter remembers (the baseline
+    above, whether it is failing, the bytes received for its request) stays its own.
     """
 
     def __init__(
         self,
         register_map: RegisterMap,
         *,
-        transport: str,
-        host: str = "127.0.0.1",
-        port: int = 502,
-        serial_port: str = "",
-        baudrate: int = 9600,
-        parity: str = "N",
-        stopbits: int = 1,
+        transport: str | None = None,
+        host: str | None = None,
+        port: int | None = None,
+        serial_port: str | None = None,
+        baudrate: int | None = None,
+        parity: str | None = None,
+        stopbits: int | None = None,
         device_id: int = 1,
-        timeout: float = 1.0,
-        retries: int = 1,
+        timeout: float | None = None,
+        retries: int | None = None,
+        bus: ModbusBus | None = None,
     ) -> None:
-        """Check the settings; nothing is opened before :meth:`start` or :meth:`read`."""
-        if transport not in ("tcp", "rtu"):
-            raise ValueError(f"transport {transport!r} is not 'tcp' or 'rtu'")
-        if transport == "rtu" and not serial_port:
-            raise ValueError("transport 'rtu' needs serial_port")
-        if parity not in ("N", "E", "O"):
-            raise ValueError(f"parity {parity!r} is not 'N', 'E' or 'O'")
-        if stopbits not in (1, 2):
-            raise ValueError(f"stopbits {stopbits!r} is not 1 or 2")
+        """Check the settings; nothing is opened before :meth:`start` or :meth:`read`.
+
+        Either give the line settings (``transport`` and those of :class:`BusSettings`, whose
+        defaults apply) and the meter builds a line of its own, or give ``bus``, a line shared
+        with other meters, whose settings then apply: the two cannot be mixed.
+        """
+        line: dict[str, Any] = {
+            "transport": transport,
+            "host": host,
+            "port": port,
+            "serial_port": serial_port,
+            "baudrate": baudrate,
+            "parity": parity,
+            "stopbits": stopbits,
+            "timeout": timeout,
+            "retries": retries,
+        }
+        given = {name: value for name, value in line.items() if value is not None}
+        if bus is None:
+            if transport is None:
+                raise ValueError("a meter needs transport (and its line settings) or bus")
+            bus = ModbusBus(BusSettings(**given))
+        elif given:
+            raise ValueError(
+                f"{', '.join(given)} belong to the shared bus {bus.settings.where}: "
+                "give bus or line settings, not both"
+            )
         if not 0 <= device_id <= 255:
             raise ValueError(f"device_id {device_id!r} is outside 0..255")
-        if not timeout > 0 or retries < 0:
-            raise ValueError("timeout must be > 0 and retries >= 0")
         self._map = register_map
-        self._transport = transport
-        self._host = host
-        self._port = port
-        self._serial_port = serial_port
-        self._baudrate = baudrate
-        self._parity = parity
-        self._stopbits = stopbits
+        self._bus = bus
         self._device_id = device_id
-        self._timeout = timeout
-        self._retries = retries
+        settings = bus.settings
+        self._timeout = settings.timeout
+        self._retries = settings.retries
         self._blocks = plan_reads(register_map)
         self._layout = self._locate(register_map, self._blocks)
-        # Guard for the whole read: connect plus every block with all its attempts.
-        self._deadline_s = timeout * ((retries + 1) * len(self._blocks) + 1)
-        self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
-        self._lock = asyncio.Lock()
+        # Guard for the whole read: connect plus every block with all its attempts. It starts
+        # once the line is ours: waiting for another meter's read is not this meter's fault.
+        self._deadline_s = self._timeout * ((self._retries + 1) * len(self._blocks) + 1)
         self._failing = False
         self._received = b""  # bytes received for the request in flight, to name a failure
         self._last_import_wh: float | None = None
         self._last_export_wh: float | None = None
-        if transport == "tcp":
-            self._where = f"{register_map.name} at tcp {host}:{port} id {device_id}"
-        else:
-            self._where = f"{register_map.name} at rtu {serial_port} id {device_id}"
+        self._where = f"{register_map.name} at {settings.where} id {device_id}"
 
     def __repr__(self) -> str:
         """Name the meter the way log lines do."""
@@ -200,10 +216,14 @@ class ModbusMeter:
         """The requests one :meth:`read` sends, in order."""
         return tuple(self._blocks)
 
+    @property
+    def bus(self) -> ModbusBus:
+        """The line this meter is on (its own, unless one was given)."""
+        return self._bus
+
     async def start(self) -> None:
         """Open the connection; a failure is logged and left to :meth:`read` to retry."""
-        async with self._lock:
-            client = self._ensure_client()
+        async with self._bus.use(self) as client:
             if client.connected:
                 return
             if await client.connect():
@@ -212,25 +232,24 @@ class ModbusMeter:
                 log.warning("meter %s: cannot connect yet, will retry on read", self._where)
 
     async def stop(self) -> None:
-        """Close the connection. :meth:`read` after this reconnects."""
-        async with self._lock:
-            if self._client is not None:
-                self._client.close()
-                self._client = None
+        """Let go of the line; it closes when no other meter uses it. :meth:`read` after this
+        reconnects."""
+        await self._bus.release(self)
 
     async def read(self) -> MeterReading:
         """Poll the meter once.
 
         Raises :class:`MeterError` on timeout, connection failure, a Modbus exception
-        response, or a reading that fails the sanity checks.
+        response, or a reading that fails the sanity checks. On a shared line it first waits
+        for the read of another meter under way.
         """
-        async with self._lock:
+        async with self._bus.use(self, self._trace_received) as client:
             try:
                 async with asyncio.timeout(self._deadline_s):
-                    values = await self._read_values()
+                    values = await self._read_values(client)
                 reading = self._to_reading(values)
             except TimeoutError:
-                self._drop_connection()
+                self._bus.drop_connection()
                 raise self._failed(f"no complete answer within {self._deadline_s:.1f} s") from None
             except MeterError as exc:
                 raise self._failed(str(exc)) from exc.__cause__
@@ -262,58 +281,21 @@ class ModbusMeter:
                     break
         return layout
 
-    def _ensure_client(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
-        # pymodbus' own reconnect loop is off (reconnect_delay=0): read() reconnects, so a
-        # dead meter costs one connect attempt per poll and nothing runs in the background.
-        if self._client is None:
-            if self._transport == "tcp":
-                self._client = AsyncModbusTcpClient(
-                    self._host,
-                    port=self._port,
-                    timeout=self._timeout,
-                    retries=self._retries,
-                    reconnect_delay=0,
-                    trace_packet=self._trace_packet,
-                )
-            else:
-                self._client = AsyncModbusSerialClient(
-                    self._serial_port,
-                    baudrate=self._baudrate,
-                    parity=self._parity,
-                    stopbits=self._stopbits,
-                    timeout=self._timeout,
-                    retries=self._retries,
-                    reconnect_delay=0,
-                    trace_packet=self._trace_packet,
-                )
-        return self._client
-
-    def _trace_packet(self, sending: bool, data: bytes) -> bytes:
+    def _trace_received(self, data: bytes) -> None:
         # pymodbus passes its whole receive buffer each time bytes arrive; the last one
         # before it gives up is what the meter sent.
-        if not sending and data:
-            self._received = data
-        return data
+        self._received = data
 
     def _no_answer_cause(self, block: ReadBlock, exc: ModbusIOException) -> str:
         """Why ``block`` got no valid answer, from the bytes that did come back."""
         received = self._received
         if not received:
             return f"silent for {self._retries + 1} attempt(s) of {self._timeout:g} s"
-        if self._transport == "rtu":
+        if self._bus.settings.transport == "rtu":
             return "received " + describe_bad_answer(received, self._device_id, block.function_code)
         return f"received {len(received)} bytes but no usable answer ({exc})"
 
-    def _drop_connection(self) -> None:
-        """Forget a TCP connection after a fault; a late answer must not pair with a new request.
-
-        A serial port stays open: the line itself is fine when one device stays silent.
-        """
-        if self._transport == "tcp" and self._client is not None:
-            self._client.close()
-
-    async def _read_values(self) -> dict[str, float]:
-        client = self._ensure_client()
+    async def _read_values(self, client: ModbusClient) -> dict[str, float]:
         if not client.connected and not await client.connect():
             raise MeterError("cannot connect")
         registers = [await self._read_block(client, block) for block in self._blocks]
@@ -322,9 +304,7 @@ class ModbusMeter:
             for name, (register, index, offset) in self._layout.items()
         }
 
-    async def _read_block(
-        self, client: AsyncModbusTcpClient | AsyncModbusSerialClient, block: ReadBlock
-    ) -> list[int]:
+    async def _read_block(self, client: ModbusClient, block: ReadBlock) -> list[int]:
         what = f"FC{block.function_code} {block.address:#06x}+{block.count}"
         self._received = b""
         try:
@@ -340,11 +320,11 @@ class ModbusMeter:
         except ModbusIOException as exc:
             # No valid answer after every attempt; pymodbus' RTU framer drops frames with a
             # bad CRC and frames of other device ids, so this covers those too.
-            self._drop_connection()
+            self._bus.drop_connection()
             cause = self._no_answer_cause(block, exc)
             raise MeterError(f"no valid answer to {what}: {cause}") from exc
         except (ConnectionException, OSError) as exc:
-            self._drop_connection()
+            self._bus.drop_connection()
             raise MeterError(f"connection lost during {what}: {exc}") from exc
         except ModbusException as exc:
             raise MeterError(f"{what} failed: {exc}") from exc

@@ -1,12 +1,15 @@
-"""A simulated energy meter: a real Modbus TCP server on 127.0.0.1 (or RTU on a serial device).
+"""Simulated energy meters: a real Modbus TCP server on 127.0.0.1 (or RTU on a serial device).
 
-It serves the registers of a :class:`~hal.meter_maps.RegisterMap` (the Eastron SDM630 v2 by
-default), so :class:`hal.modbus_meter.ModbusMeter` talks to it exactly as to a meter behind
-a Modbus TCP gateway. Addresses come from the shared map; the values are encoded here with
+A :class:`SimMeterDevice` serves the registers of a :class:`~hal.meter_maps.RegisterMap` (the
+Eastron SDM630 v2 by default) under its device id; a :class:`SimMeterBus` answers for one or
+more of them, as meters sharing one RS-485 line (or one TCP gateway) do, and
+:class:`SimMeterServer` is the common case of one meter on a server of its own. So
+:class:`hal.modbus_meter.ModbusMeter` talks to it exactly as to a meter behind a Modbus TCP
+gateway, or on an RS-485 line. Addresses come from the shared map; the values are encoded here with
 :mod:`struct`, independently of :func:`hal.meter_maps.decode`, so a bug in the decoder cannot
 cancel itself out in tests.
 
-The meter measures what ``load()`` says flows now (per-phase current in A) at a fixed
+Each meter measures what its ``load()`` says flows now (per-phase current in A) at a fixed
 voltage and integrates the energy every 100 ms and on every request. With ``energy_file`` its
 energy register is non-volatile, as a real meter's is: a process that dies (kill -9) and starts
 again goes on counting from the last value any client was served.
@@ -20,11 +23,12 @@ import logging
 import os
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final, cast
 
 from pymodbus.constants import ExcCodes
+from pymodbus.pdu import ModbusPDU
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
@@ -55,53 +59,46 @@ def encode(register: Register, value: float) -> list[int]:
     return words if register.word_order == "big" else words[::-1]
 
 
-class SimMeterServer:
-    """Simulated Modbus energy meter serving any :data:`~hal.meter_maps.MAPS` entry or custom
-    map, over TCP or RTU (see module docstring).
+class SimMeterDevice:
+    """One simulated meter: its register map, energy register and faults (see module docstring).
 
-    ``set_offline(True)`` makes the meter go silent: the server keeps accepting
-    connections and requests but drops every response, so clients see timeouts, as with
-    an RS485 meter behind a gateway that lost power or its bus. ``stop()`` then ``start()``
-    restarts the server on the same port (clients see refused connections meanwhile).
-    ``clock`` is injectable so tests can advance time without sleeping.
+    A :class:`SimMeterBus` serves it under ``device_id``, alone or beside other meters.
+
+    ``set_offline(True)`` makes the meter go silent: requests still reach it but its answers
+    are dropped, so clients see timeouts, as with an RS485 meter that lost power or its bus;
+    the other meters of its server keep answering. ``clock`` is injectable so tests can
+    advance time without sleeping.
 
     Energy always integrates all three phases of ``load()``; with a single-phase map
     (SDM120) only L1 is served, so ``load()`` should then report 0 A on L2 and L3.
 
-    With ``serial_port`` set, the meter speaks Modbus RTU on that serial device (e.g. one
-    end of a pty pair) instead of listening on TCP; everything else stays the same.
-
     With ``energy_file`` set, the energy register starts from the value stored there (if
-    any) instead of ``initial_energy_wh``, and is written there before every answer and on
-    :meth:`stop`, so no reading a client saw is ever lost: a meter's count never goes back,
-    even across a crash of the process that simulates it. The file is replaced atomically
-    but not fsynced (that would stall the event loop); it survives a killed process, not a
-    crash of the machine.
+    any) instead of ``initial_energy_wh``, and is written there before every answer and when
+    its server stops, so no reading a client saw is ever lost: a meter's count never goes
+    back, even across a crash of the process that simulates it. The file is replaced
+    atomically but not fsynced (that would stall the event loop); it survives a killed
+    process, not a crash of the machine.
     """
 
     def __init__(
         self,
         load: Load,
         *,
-        host: str = "127.0.0.1",
-        port: int = 0,
+        device_id: int = 1,
         voltage_v: float = 230.0,
         frequency_hz: float = 50.0,
-        device_id: int = 1,
         initial_energy_wh: float = 0.0,
         register_map: RegisterMap | None = None,
         clock: Callable[[], float] = time.monotonic,
-        serial_port: str = "",
-        baudrate: int = 9600,
         energy_file: Path | None = None,
     ) -> None:
-        """Prepare the meter; nothing listens before :meth:`start`."""
+        """Prepare the meter; a :class:`SimMeterBus` serves it."""
+        if not 1 <= device_id <= 247:
+            raise ValueError(f"device id {device_id} is outside 1..247")
         self._load = load
-        self._host = host
-        self._port = port
+        self._device_id = device_id
         self._voltage_v = voltage_v
         self._frequency_hz = frequency_hz
-        self._device_id = device_id
         self._map = register_map if register_map is not None else MAPS["sdm630"]
         self._clock = clock
         self._energy_file = energy_file
@@ -111,20 +108,20 @@ class SimMeterServer:
         self._last_t = clock()
         self._offline = False
         self._forced: dict[str, float] = {}
-        self._server: ModbusTcpServer | ModbusSerialServer | None = None
-        self._ticker: asyncio.Task[None] | None = None
-        self._serial_port = serial_port
-        self._baudrate = baudrate
 
     @property
-    def port(self) -> int:
-        """TCP port served (the real one once :meth:`start` bound port 0)."""
-        return self._port
+    def device_id(self) -> int:
+        """The Modbus device id (unit id) the meter answers to."""
+        return self._device_id
+
+    @property
+    def register_map(self) -> RegisterMap:
+        return self._map
 
     @property
     def energy_wh(self) -> float:
         """Imported energy so far, in Wh."""
-        self._integrate()
+        self.integrate()
         return self._energy_wh
 
     @property
@@ -136,7 +133,7 @@ class SimMeterServer:
         """Stop (True) or resume (False) answering requests; energy keeps counting."""
         if offline != self._offline:
             log.info(
-                "simulated meter on port %d %s", self._port, "offline" if offline else "online"
+                "simulated meter id %d %s", self._device_id, "offline" if offline else "online"
             )
         self._offline = offline
 
@@ -158,52 +155,9 @@ class SimMeterServer:
             raise ValueError(f"{field} is {register.datatype}: cannot carry {value}") from exc
         self._forced[field] = value
 
-    async def start(self) -> None:
-        """Listen on ``host:port`` (or open ``serial_port``); returns once requests are served."""
-        if self._server is not None:
-            raise RuntimeError("simulated meter already started")
-        self._integrate()
-        if self._serial_port:
-            self._server = ModbusSerialServer(
-                self._build_device(),
-                port=self._serial_port,
-                baudrate=self._baudrate,
-                trace_packet=self._trace_packet,
-            )
-            await self._server.serve_forever(background=True)
-            where = f"rtu {self._serial_port}"
-        else:
-            self._server = ModbusTcpServer(
-                self._build_device(),
-                address=(self._host, self._port),
-                trace_packet=self._trace_packet,
-            )
-            await self._server.serve_forever(background=True)
-            if self._port == 0:
-                # Bound by the kernel: nothing can take the port between picking and binding.
-                listener = cast(asyncio.Server, self._server.transport)
-                self._port = int(listener.sockets[0].getsockname()[1])
-            where = f"tcp {self._host}:{self._port}"
-        self._ticker = asyncio.create_task(self._tick(), name="sim-meter-integrate")
-        log.info("simulated meter %s serving on %s", self._map.name, where)
-
-    async def stop(self) -> None:
-        """Stop listening and drop every client connection."""
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
-            self._ticker = None
-        if self._server is not None:
-            # pymodbus 3.16 leaves shutdown() unannotated.
-            await self._server.shutdown()  # type: ignore[no-untyped-call]
-            self._server = None
-        self._integrate()
-        self._store_energy()
-
     # -- simulation ---------------------------------------------------------------------
 
-    def _integrate(self) -> None:
+    def integrate(self) -> None:
         """Add the energy of the power measured at the previous step, then measure again."""
         now = self._clock()
         dt = max(0.0, now - self._last_t)
@@ -211,7 +165,7 @@ class SimMeterServer:
         self._energy_wh += self._power_w * dt / 3600.0
         self._power_w = sum(self._voltage_v * current for current in self._load())
 
-    def _store_energy(self) -> None:
+    def store_energy(self) -> None:
         """Keep the register in ``energy_file`` (write a sibling, then rename over it).
 
         A file that cannot be written (the disk is full) does not stop the meter answering, as
@@ -229,11 +183,6 @@ class SimMeterServer:
             self._store_failing = True
         else:
             self._store_failing = False
-
-    async def _tick(self) -> None:
-        while True:
-            await asyncio.sleep(INTEGRATION_PERIOD_S)
-            self._integrate()
 
     def _values(self) -> dict[str, float]:
         """The value of every field right now, in SI units."""
@@ -253,7 +202,7 @@ class SimMeterServer:
 
     # -- Modbus plumbing ----------------------------------------------------------------
 
-    def _build_device(self) -> SimDevice:
+    def build_device(self) -> SimDevice:
         """One zero-filled register block per function code, spanning the map's addresses.
 
         Reads inside the span are answered (unused registers read 0, so a driver may merge
@@ -292,8 +241,8 @@ class SimMeterServer:
         """Refresh the served registers from the simulation just before pymodbus answers."""
         if set_values is not None:
             return ExcCodes.ILLEGAL_FUNCTION  # a meter's measurements are read-only
-        self._integrate()
-        self._store_energy()  # before the value leaves: what was served is never lost
+        self.integrate()
+        self.store_energy()  # before the value leaves: what was served is never lost
         values = self._values()
         for name, register in self._map.registers().items():
             if register.function_code == function_code:
@@ -301,12 +250,192 @@ class SimMeterServer:
                 registers[offset : offset + register.count] = encode(register, values[name])
         return None
 
+
+class SimMeterBus:
+    """One Modbus server answering for several simulated meters, each under its device id.
+
+    Over TCP (``host:port`` on 127.0.0.1 by default, port 0 = let the kernel pick) it is a
+    gateway with meters behind it: a request for an id it does not have gets exception 11
+    (GATEWAY_NO_RESPONSE). With ``serial_port`` set it speaks Modbus RTU on that serial device
+    (e.g. one end of a :class:`~hal.sim.serial_line.PtyNullModem`): the meters share one
+    RS-485 line, and a request for an id nobody has goes unanswered, as on a real line.
+    ``stop()`` then ``start()`` serves again on the same port (clients see refused
+    connections meanwhile).
+    """
+
+    def __init__(
+        self,
+        devices: Sequence[SimMeterDevice],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        serial_port: str = "",
+        baudrate: int = 9600,
+    ) -> None:
+        """Prepare the server; nothing listens before :meth:`start`."""
+        ids = [device.device_id for device in devices]
+        if not ids or len(set(ids)) != len(ids):
+            raise ValueError(f"a simulated meter line needs meters with distinct ids, got {ids}")
+        self._devices = {device.device_id: device for device in devices}
+        self._host = host
+        self._port = port
+        self._serial_port = serial_port
+        self._baudrate = baudrate
+        self._server: ModbusTcpServer | ModbusSerialServer | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._silence_reply = False
+
+    @property
+    def port(self) -> int:
+        """TCP port served (the real one once :meth:`start` bound port 0)."""
+        return self._port
+
+    @property
+    def serial_port(self) -> str:
+        """The serial device served over RTU; "" over TCP."""
+        return self._serial_port
+
+    @property
+    def devices(self) -> tuple[SimMeterDevice, ...]:
+        return tuple(self._devices.values())
+
+    def device(self, device_id: int) -> SimMeterDevice:
+        """The meter answering to ``device_id``; KeyError if none does."""
+        return self._devices[device_id]
+
+    async def start(self) -> None:
+        """Listen on ``host:port`` (or open ``serial_port``); returns once requests are served."""
+        if self._server is not None:
+            raise RuntimeError("simulated meter already started")
+        for device in self._devices.values():
+            device.integrate()
+        simdevices = [device.build_device() for device in self._devices.values()]
+        if self._serial_port:
+            self._server = ModbusSerialServer(
+                simdevices,
+                port=self._serial_port,
+                baudrate=self._baudrate,
+                ignore_missing_devices=True,
+                trace_packet=self._trace_packet,
+                trace_pdu=self._trace_pdu,
+            )
+            await self._server.serve_forever(background=True)
+            where = f"rtu {self._serial_port}"
+        else:
+            self._server = ModbusTcpServer(
+                simdevices,
+                address=(self._host, self._port),
+                trace_packet=self._trace_packet,
+                trace_pdu=self._trace_pdu,
+            )
+            await self._server.serve_forever(background=True)
+            if self._port == 0:
+                # Bound by the kernel: nothing can take the port between picking and binding.
+                listener = cast(asyncio.Server, self._server.transport)
+                self._port = int(listener.sockets[0].getsockname()[1])
+            where = f"tcp {self._host}:{self._port}"
+        self._ticker = asyncio.create_task(self._tick(), name="sim-meter-integrate")
+        meters = ", ".join(f"{d.register_map.name} id {i}" for i, d in self._devices.items())
+        log.info("simulated meters %s serving on %s", meters, where)
+
+    async def stop(self) -> None:
+        """Stop listening and drop every client connection."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
+        if self._server is not None:
+            # pymodbus 3.16 leaves shutdown() unannotated.
+            await self._server.shutdown()  # type: ignore[no-untyped-call]
+            self._server = None
+        for device in self._devices.values():
+            device.integrate()
+            device.store_energy()
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(INTEGRATION_PERIOD_S)
+            for device in self._devices.values():
+                device.integrate()
+
+    def _trace_pdu(self, sending: bool, pdu: ModbusPDU) -> ModbusPDU:
+        # pymodbus frames the answer right after this call, then hands it to _trace_packet.
+        if sending:
+            device = self._devices.get(pdu.dev_id)
+            self._silence_reply = device is not None and device.offline
+        return pdu
+
     def _trace_packet(self, sending: bool, data: bytes) -> bytes:
         # Dropping the response frame (not the request) leaves pymodbus' receive buffer
         # clean, so the meter answers normally as soon as it is back online.
-        if sending and self._offline:
+        if sending and self._silence_reply:
+            self._silence_reply = False
             return b""
         return data
+
+
+class SimMeterServer(SimMeterBus):
+    """One simulated meter on a server of its own, over TCP or RTU (see module docstring).
+
+    The arguments are those of :class:`SimMeterDevice` and :class:`SimMeterBus`; or, instead
+    of ``load`` and the other meter arguments, ``meter``: a meter built already.
+    ``energy_wh``, ``offline``, ``set_offline`` and ``force`` are the meter's (``meter``).
+    """
+
+    def __init__(
+        self,
+        load: Load | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        voltage_v: float = 230.0,
+        frequency_hz: float = 50.0,
+        device_id: int = 1,
+        initial_energy_wh: float = 0.0,
+        register_map: RegisterMap | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        serial_port: str = "",
+        baudrate: int = 9600,
+        energy_file: Path | None = None,
+        meter: SimMeterDevice | None = None,
+    ) -> None:
+        """Prepare the meter; nothing listens before :meth:`start`."""
+        if meter is None:
+            if load is None:
+                raise ValueError("a simulated meter server needs load (or meter)")
+            meter = SimMeterDevice(
+                load,
+                device_id=device_id,
+                voltage_v=voltage_v,
+                frequency_hz=frequency_hz,
+                initial_energy_wh=initial_energy_wh,
+                register_map=register_map,
+                clock=clock,
+                energy_file=energy_file,
+            )
+        elif load is not None:
+            raise ValueError("a simulated meter server takes load or meter, not both")
+        self.meter = meter
+        super().__init__([meter], host=host, port=port, serial_port=serial_port, baudrate=baudrate)
+
+    @property
+    def energy_wh(self) -> float:
+        """Imported energy so far, in Wh."""
+        return self.meter.energy_wh
+
+    @property
+    def offline(self) -> bool:
+        """True while the meter does not answer."""
+        return self.meter.offline
+
+    def set_offline(self, offline: bool) -> None:
+        """Stop (True) or resume (False) answering requests; energy keeps counting."""
+        self.meter.set_offline(offline)
+
+    def force(self, field: str, value: float | None) -> None:
+        """Serve ``value`` for ``field`` instead of the simulated one; see SimMeterDevice."""
+        self.meter.force(field, value)
 
 
 def _stored_energy_wh(path: Path | None, default: float) -> float:

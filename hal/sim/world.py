@@ -1,44 +1,91 @@
-"""The simulated charger hardware and car, wired together over real transports.
+"""The simulated charger: N connectors and their cars, wired together over real transports.
 
-- the CP MCU simulator on the master side of a pseudo-terminal (the real ``SerialPilot`` driver
-  opens the slave side);
-- an SDM630 Modbus TCP server on 127.0.0.1 whose energy register integrates the current the
-  car draws while the contactor's main contacts are closed (kept in ``meter_energy_file``, if
-  given, so it survives a crash of the process as a real meter's register does);
-- gpiozero MockFactory pins for the contactor coil and its mirror contact.
+- per connector (:class:`~hal.sim.connector.SimConnector`): a CP MCU simulator on its own
+  pseudo-terminal, contactor wiring on its own pins, a meter, a car;
+- one gpiozero MockFactory for every pin of the charger (:attr:`SimWorld.pin_factory`);
+- one Modbus server answering for every connector's meter under its device id, as the meters
+  of a twin wallbox share one RS-485 line: Modbus TCP on 127.0.0.1 (``meter_transport="tcp"``,
+  port :attr:`SimWorld.meter_port`), or Modbus RTU on a simulated serial line
+  (``meter_transport="rtu"``: two pseudo-terminals joined by a
+  :class:`~hal.sim.serial_line.PtyNullModem`, the daemon's driver opening
+  :attr:`SimWorld.meter_serial_port`).
 
-``command`` takes the words of ``evsectl sim ...`` and returns a one-line answer.
+``command(words, connector_id)`` takes the words of ``evsectl sim ...`` and returns a one-line
+answer; ``snapshot()`` describes the whole world as plain JSON-able data.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Callable
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hal.iec61851 import duty_to_current
+from hal.sim.connector import FAULTS, SimCommandError, SimConnector, SimConnectorSpec
 from hal.sim.contactor import SimContactorWiring
-from hal.sim.mcu import FAULT_NAMES as MCU_FAULTS
-from hal.sim.mcu import SimMcu, open_pty
-from hal.sim.meter import SimMeterServer
-from hal.types import CpState
+from hal.sim.mcu import SimMcu
+from hal.sim.meter import SimMeterBus, SimMeterServer
+from hal.sim.serial_line import PtyNullModem
+
+__all__ = ["FAULTS", "SimCommandError", "SimConnector", "SimConnectorSpec", "SimWorld"]
 
 log = logging.getLogger(__name__)
 
-FAULTS = ("weld", "meter-offline", "ev-overdraw", *MCU_FAULTS)
-
-
-class SimCommandError(ValueError):
-    """A ``sim`` command was malformed or cannot be applied."""
+METER_TRANSPORTS = ("tcp", "rtu")
+# The keys of the one-connector snapshot of before (SimWorld.single).
+_FLAT_KEYS = ("ev_current_a", "drawn_current_a", "contacts_closed", "meter_energy_wh", "faults")
 
 
 class SimWorld:
-    """Owns every simulator of one connector and the simulated car behind it."""
+    """Owns every simulator of a charger with one or more connectors.
+
+    ``connectors`` lists each connector's wiring; connector ids, meter device ids and pins
+    must all differ. ``voltage_v`` and ``cable_rating_a`` (what PP reads when a car is
+    plugged in) hold for the whole charger. ``meter_port`` is the TCP port of the meter
+    server (0: the kernel picks one, read it from :attr:`meter_port` after :meth:`start`);
+    it is not used with ``meter_transport="rtu"``.
+    """
 
     def __init__(
         self,
+        connectors: Sequence[SimConnectorSpec],
+        *,
+        voltage_v: float = 230.0,
+        cable_rating_a: int = 32,
+        meter_port: int = 0,
+        meter_transport: str = "tcp",
+    ) -> None:
+        """Open the ptys and wire the pins; nothing runs before :meth:`start`."""
+        from gpiozero.pins.mock import MockFactory
+
+        _check_wiring(connectors)
+        if meter_transport not in METER_TRANSPORTS:
+            raise ValueError(f"meter_transport {meter_transport!r} is not 'tcp' or 'rtu'")
+        self.voltage_v = voltage_v
+        self.cable_rating_a = cable_rating_a
+        self.meter_transport = meter_transport
+        self.pin_factory: Any = MockFactory()
+        self._connectors = {
+            spec.connector_id: SimConnector(
+                spec,
+                pin_factory=self.pin_factory,
+                voltage_v=voltage_v,
+                cable_rating_a=cable_rating_a,
+            )
+            for spec in connectors
+        }
+        self._line = PtyNullModem() if meter_transport == "rtu" else None
+        self.meter = self._meter_server(meter_port)
+
+    def _meter_server(self, port: int) -> SimMeterBus:
+        meters = [connector.meter for connector in self._connectors.values()]
+        if self._line is not None:
+            return SimMeterBus(meters, serial_port=self._line.meter_path)
+        return SimMeterBus(meters, port=port)
+
+    @classmethod
+    def single(
+        cls,
         *,
         coil_pin: int,
         feedback_pin: int,
@@ -47,124 +94,146 @@ class SimWorld:
         cable_rating_a: int = 32,
         meter_port: int = 0,
         meter_energy_file: Path | None = None,
-    ) -> None:
-        from gpiozero.pins.mock import MockFactory
+    ) -> _SingleConnectorWorld:
+        """A one-connector world (connector 1, meter id 1, Modbus TCP) with the attributes of
+        the one-connector SimWorld that came before: ``mcu``, ``contactor``, ``pilot_port``,
+        ``meter`` (a :class:`~hal.sim.meter.SimMeterServer`), ``command(words)`` and the
+        flat keys of ``snapshot()``.
 
-        self.voltage_v = voltage_v
-        self.phases = phases
-        self.cable_rating_a = cable_rating_a
-        self.ev_current_a = 16.0  # the most the simulated car wants to draw
-        self.pin_factory: Any = MockFactory()
-        self.contactor = SimContactorWiring(self.pin_factory, coil_pin, feedback_pin)
-        self._master_fd, self.pilot_port = open_pty()
-        self.mcu = SimMcu(self._master_fd)
-        self.meter = SimMeterServer(
-            self._load, port=meter_port, voltage_v=voltage_v, energy_file=meter_energy_file
+        Temporary: it keeps the daemon running while it learns about connectors, and goes
+        once nothing calls it.
+        """
+        spec = SimConnectorSpec(1, coil_pin, feedback_pin, 1, phases, meter_energy_file)
+        return _SingleConnectorWorld(
+            [spec], voltage_v=voltage_v, cable_rating_a=cable_rating_a, meter_port=meter_port
         )
-        self.active_faults: set[str] = set()
+
+    # -- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self.mcu.start()
+        if self._line is not None:
+            self._line.start()
+        for connector in self._connectors.values():
+            await connector.start()
         await self.meter.start()
-        log.info(
-            "simulated hardware up: pilot on %s, meter on 127.0.0.1:%d",
-            self.pilot_port,
-            self.meter.port,
-        )
+        pilots = ", ".join(f"{c.connector_id} on {c.pilot_port}" for c in self.connectors)
+        log.info("simulated hardware up: pilots %s, meters on %s", pilots, self._meter_where())
 
     async def stop(self) -> None:
         await self.meter.stop()
-        await self.mcu.stop()
-        os.close(self._master_fd)
+        for connector in self._connectors.values():
+            await connector.stop()
+            connector.close()
+        if self._line is not None:
+            self._line.close()
+
+    # -- parts ------------------------------------------------------------------------------
+
+    @property
+    def connectors(self) -> tuple[SimConnector, ...]:
+        """Every connector, in the order given."""
+        return tuple(self._connectors.values())
+
+    def connector(self, connector_id: int) -> SimConnector:
+        """The connector with that id; SimCommandError if the charger has none."""
+        connector = self._connectors.get(connector_id)
+        if connector is None:
+            known = sorted(self._connectors)
+            raise SimCommandError(f"no simulated connector {connector_id}; the charger has {known}")
+        return connector
 
     @property
     def meter_port(self) -> int:
-        return int(self.meter.port)
+        """The TCP port the meter server listens on (after :meth:`start` if 0 was asked);
+        0 with the RTU transport."""
+        return 0 if self._line is not None else self.meter.port
 
-    def drawn_current_a(self) -> float:
-        """What the car draws now: it needs closed contacts and state C/D, and obeys the PWM
-        unless the ``ev-overdraw`` fault makes it ignore the offered current."""
-        if not self.contactor.contacts_closed:
-            return 0.0
-        if self.mcu.cp_state not in (CpState.C, CpState.D):
-            return 0.0
-        if "ev-overdraw" in self.active_faults:
-            return self.ev_current_a
-        return min(self.ev_current_a, duty_to_current(self.mcu.control.duty))
+    @property
+    def meter_serial_port(self) -> str:
+        """The serial device the daemon's meter driver opens with the RTU transport; ""
+        with TCP."""
+        return self._line.client_path if self._line is not None else ""
 
-    def _load(self) -> tuple[float, float, float]:
-        amps = self.drawn_current_a()
-        return (amps, amps, amps) if self.phases == 3 else (amps, 0.0, 0.0)
+    def _meter_where(self) -> str:
+        if self._line is not None:
+            return f"rtu {self.meter_serial_port}"
+        return f"tcp 127.0.0.1:{self.meter_port}"
 
-    def command(self, words: list[str]) -> str:
-        """Apply one ``sim`` command; raises SimCommandError with a message for the user."""
-        if not words:
-            raise SimCommandError("missing sim command")
-        verb, args = words[0], words[1:]
-        match verb, args:
-            case "plug", []:
-                return self._car(lambda: self.mcu.plug(self.cable_rating_a), "plugged in")
-            case "unplug", []:
-                return self._car(self.mcu.unplug, "unplugged")
-            case "ev-state", [state]:
-                return self._ev_state(state)
-            case "ev-current", [amps]:
-                self.ev_current_a = _parse_amps(amps)
-                return f"car draws up to {self.ev_current_a:g} A"
-            case "fault", [name]:
-                return self._fault(name, True)
-            case "clear", [name]:
-                return self._fault(name, False)
-        raise SimCommandError(f"unknown or malformed sim command: {' '.join(words)}")
+    # -- evsectl sim ------------------------------------------------------------------------
 
-    def _car(self, action: Callable[[], None], done: str) -> str:
-        try:
-            action()
-        except ValueError as exc:
-            raise SimCommandError(str(exc)) from None
-        return done
-
-    def _ev_state(self, state: str) -> str:
-        try:
-            cp = CpState(state.upper())
-        except ValueError:
-            raise SimCommandError(f"ev-state must be one of A-F, got {state!r}") from None
-        if cp is CpState.A:
-            return self._car(self.mcu.unplug, "unplugged")
-        return self._car(lambda: self.mcu.set_ev_state(cp), f"car presents state {cp}")
-
-    def _fault(self, name: str, active: bool) -> str:
-        if name not in FAULTS:
-            raise SimCommandError(f"unknown fault {name!r}; known: {', '.join(FAULTS)}")
-        if name == "weld":
-            self.contactor.set_welded(active)
-        elif name == "meter-offline":
-            self.meter.set_offline(active)
-        elif name == "ev-overdraw":
-            pass  # read by drawn_current_a
-        else:
-            self.mcu.set_fault(name, active)
-        if active:
-            self.active_faults.add(name)
-        else:
-            self.active_faults.discard(name)
-        return f"fault {name} {'raised' if active else 'cleared'}"
+    def command(self, words: list[str], connector_id: int = 1) -> str:
+        """Apply one ``sim`` command to a connector; raises SimCommandError with a message for
+        the user (also for a connector the charger does not have)."""
+        return self.connector(connector_id).command(words)
 
     def snapshot(self) -> dict[str, Any]:
+        """The whole world as plain JSON-able data: the meter line, then every connector."""
+        meter: dict[str, Any] = {"transport": self.meter_transport}
+        if self._line is not None:
+            meter["serial_port"] = self.meter_serial_port
+        else:
+            meter.update(host="127.0.0.1", port=self.meter_port)
         return {
-            "ev_current_a": self.ev_current_a,
-            "drawn_current_a": round(self.drawn_current_a(), 2),
-            "contacts_closed": self.contactor.contacts_closed,
-            "meter_energy_wh": round(self.meter.energy_wh, 1),
-            "faults": sorted(self.active_faults),
+            "meter": meter,
+            "connectors": [connector.snapshot() for connector in self.connectors],
         }
 
 
-def _parse_amps(text: str) -> float:
-    try:
-        amps = float(text)
-    except ValueError:
-        raise SimCommandError(f"ev-current needs a number of amps, got {text!r}") from None
-    if not 0.0 <= amps <= 80.0:
-        raise SimCommandError(f"ev-current must be between 0 and 80 A, got {amps:g}")
-    return amps
+class _SingleConnectorWorld(SimWorld):
+    """What :meth:`SimWorld.single` builds: the one-connector API of before. Temporary."""
+
+    meter: SimMeterServer
+
+    def _meter_server(self, port: int) -> SimMeterServer:
+        (connector,) = self._connectors.values()
+        return SimMeterServer(meter=connector.meter, port=port)
+
+    @property
+    def _only(self) -> SimConnector:
+        return self.connector(1)
+
+    @property
+    def mcu(self) -> SimMcu:
+        return self._only.mcu
+
+    @property
+    def contactor(self) -> SimContactorWiring:
+        return self._only.contactor
+
+    @property
+    def pilot_port(self) -> str:
+        return self._only.pilot_port
+
+    @property
+    def ev_current_a(self) -> float:
+        return self._only.ev_current_a
+
+    @property
+    def active_faults(self) -> set[str]:
+        return self._only.active_faults
+
+    @property
+    def phases(self) -> int:
+        return self._only.spec.phases
+
+    def drawn_current_a(self) -> float:
+        return self._only.drawn_current_a()
+
+    def snapshot(self) -> dict[str, Any]:
+        """The multi-connector snapshot plus the flat keys of connector 1 it had before."""
+        flat = self._only.snapshot()
+        return {**super().snapshot(), **{key: flat[key] for key in _FLAT_KEYS}}
+
+
+def _check_wiring(connectors: Sequence[SimConnectorSpec]) -> None:
+    """Refuse two connectors on one id, one meter device id or one pin."""
+    if not connectors:
+        raise ValueError("a simulated charger needs at least one connector")
+    for what, values in (
+        ("connector id", [spec.connector_id for spec in connectors]),
+        ("meter device id", [spec.meter_device_id for spec in connectors]),
+        ("pin", [pin for spec in connectors for pin in (spec.coil_pin, spec.feedback_pin)]),
+    ):
+        repeated = sorted({value for value in values if values.count(value) > 1})
+        if repeated:
+            raise ValueError(f"simulated connectors share a {what}: {repeated}")

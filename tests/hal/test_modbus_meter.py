@@ -10,9 +10,7 @@ import asyncio
 import contextlib
 import dataclasses
 import math
-import os
 import time
-import tty
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Literal
@@ -23,6 +21,7 @@ from hal.errors import MeterError
 from hal.meter_maps import MAPS, RegisterMap, load_map_file, map_from_dict
 from hal.modbus_meter import ModbusMeter, ReadBlock, describe_exception, plan_reads
 from hal.sim.meter import SimMeterServer
+from hal.sim.serial_line import PtyNullModem
 
 TIMEOUT_S = 0.2
 RETRIES = 1
@@ -100,6 +99,8 @@ async def meter_link(
 ) -> AsyncIterator[tuple[SimMeterServer, ModbusMeter, PtyNullModem | None]]:
     """A started simulator serving ``register_map`` and a driver talking to it."""
     cable = PtyNullModem() if transport == "rtu" else None
+    if cable:
+        cable.start()
     server = SimMeterServer(
         load,
         register_map=register_map,
@@ -373,54 +374,9 @@ async def test_modbus_exception_response_is_a_meter_error(sim: SimMeterServer) -
         await driver.stop()
 
 
-class PtyNullModem:
-    """Two pty pairs joined master to master: a serial cable between two device paths.
-
-    ``corrupt_replies`` flips the last byte (the CRC) of everything the meter side sends.
-    ``answer``, when set, is sent back for every request instead of passing the request on
-    to the meter, so a test can put any bytes on the line.
-    """
-
-    def __init__(self) -> None:
-        self.corrupt_replies = False
-        self.answer: bytes | None = None
-        self._fds: list[int] = []
-        meter_master, self.meter_path = self._open()
-        client_master, self.client_path = self._open()
-        loop = asyncio.get_running_loop()
-        loop.add_reader(meter_master, self._relay, meter_master, client_master, True)
-        loop.add_reader(client_master, self._relay, client_master, meter_master, False)
-        self._masters = (meter_master, client_master)
-
-    def _open(self) -> tuple[int, str]:
-        master, slave = os.openpty()
-        tty.setraw(master)
-        os.set_blocking(master, False)
-        self._fds += [master, slave]
-        return master, os.ttyname(slave)
-
-    def _relay(self, source: int, sink: int, from_meter: bool) -> None:
-        try:
-            data = os.read(source, 4096)
-        except (BlockingIOError, OSError):
-            return
-        if not from_meter and self.answer is not None:
-            os.write(source, self.answer)
-            return
-        if from_meter and self.corrupt_replies and data:
-            data = data[:-1] + bytes([data[-1] ^ 0xFF])
-        os.write(sink, data)
-
-    def close(self) -> None:
-        loop = asyncio.get_running_loop()
-        for master in self._masters:
-            loop.remove_reader(master)
-        for fd in self._fds:
-            os.close(fd)
-
-
 async def test_rtu_reads_and_reports_crc_errors_as_meter_errors(load: Load) -> None:
     cable = PtyNullModem()
+    cable.start()
     server = SimMeterServer(load, serial_port=cable.meter_path)
     driver = ModbusMeter(
         MAPS["sdm630"],
