@@ -4,7 +4,9 @@ IEC 61851-1:2017 Table A.6 (seq. 7/8) allows 100 ms from C->B to the contactor o
 target is p99 <= 5 ms (DESIGN.md). The benchmark runs the real daemon (``evsed.daemon.Daemon``)
 on the simulated HAL in this process, connected to an in-process development CSMS on 127.0.0.1,
 with a 1 s heartbeat, 1 s MeterValues and a 0.2 s meter poll, so OCPP traffic and Modbus polls
-run while it measures. Each repetition:
+run while it measures. With ``--connectors 2`` (the default: a twin-socket charger) both
+connectors charge, and the repetitions take turns: while one connector's car goes C -> B, the
+other's keeps charging. Figures are reported per connector and for all. Each repetition:
 
 1. the simulated car presents C; wait until the contactor coil goes high (coil observer);
 2. dwell a random few tens of milliseconds (so the measurements fall at random phases of the
@@ -87,7 +89,24 @@ class Probe:
         return future
 
 
-def write_config(workdir: Path, csms_url: str) -> Path:
+PINS = {1: (17, 27), 2: (22, 23)}
+
+
+def write_config(workdir: Path, csms_url: str, connectors: int) -> Path:
+    tables = "".join(
+        f"""[[connectors]]
+id = {n}
+[connectors.meter]
+device_id = {n}
+poll_interval_s = 0.2
+timeout_s = 0.5
+[connectors.contactor]
+pin = {PINS[n][0]}
+feedback_pin = {PINS[n][1]}
+
+"""
+        for n in range(1, connectors + 1)
+    )
     text = f"""\
 [charger]
 id = "{CHARGER_ID}"
@@ -108,12 +127,7 @@ meter_values_interval_s = 1
 [hal]
 kind = "sim"
 
-[[connectors]]
-id = 1
-[connectors.meter]
-poll_interval_s = 0.2
-timeout_s = 0.5
-
+{tables}
 [logging]
 level = "WARNING"
 """
@@ -147,14 +161,13 @@ async def edge(future: Awaitable[int], what: str) -> int:
 async def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     settings = CsmsSettings(heartbeat_interval=1)
     async with DevCsms(settings, host="127.0.0.1", port=0, http_port=0) as csms:
-        config = load_config(write_config(workdir, csms.ws_url))
+        config = load_config(write_config(workdir, csms.ws_url, args.connectors))
         daemon = Daemon(config)
-        stop = asyncio.Event()
-        daemon_task = asyncio.create_task(daemon.run(stop), name="evsed")
+        daemon_task = asyncio.create_task(daemon.run(), name="evsed")
         try:
             return await _run_reps(args, csms, daemon, daemon_task)
         finally:
-            stop.set()
+            daemon.terminate()
             await _stopped(daemon_task)
 
 
@@ -173,64 +186,54 @@ async def _run_reps(
     args: argparse.Namespace, csms: DevCsms, daemon: Daemon, daemon_task: asyncio.Task[None]
 ) -> dict[str, Any]:
     def ready() -> bool:
-        hw, service = daemon.hardware, daemon.service
+        charger, client = daemon.charger, daemon.client
         return (
-            hw is not None
-            and hw.world is not None
-            and hw.pilot.link_ok
-            and service is not None
-            and service.online
-            and service.registration == "Accepted"
+            charger is not None
+            and client is not None
+            and charger.hardware.world is not None
+            and all(c.pilot_link_ok for c in charger.connectors.values())
+            and client.snapshot()["registration"] == "Accepted"
         )
 
     await until(ready, "the daemon to be up and registered", daemon_task, READY_TIMEOUT_S)
-    assert daemon.hardware is not None
-    world = daemon.hardware.world
-    runner = daemon.runners[1]
-    mcu = world.mcu
-
-    probe = Probe()
-    world.contactor.on_coil_change.append(probe.on_coil)
-    original_write = mcu._write
-
-    def timed_write(data: bytes) -> None:
-        if probe.arm_write:
-            probe.arm_write = False
-            probe.t_write_ns = time.perf_counter_ns()
-        original_write(data)
-
-    mcu._write = timed_write
-    meter = daemon.hardware.connectors[1].meter
-    original_read = meter.read
-    polls = 0
-
-    async def counted_read() -> Any:
-        nonlocal polls
-        polls += 1
-        return await original_read()
-
-    meter.read = counted_read
-
+    assert daemon.charger is not None
+    charger = daemon.charger
+    world = charger.hardware.world
+    ids = sorted(charger.connectors)
+    probes = {cid: Probe() for cid in ids}
+    mcus = {cid: world.connector(cid).mcu for cid in ids}
+    writes = {cid: mcus[cid]._write for cid in ids}
+    for cid in ids:
+        world.connector(cid).contactor.on_coil_change.append(probes[cid].on_coil)
+        mcus[cid]._write = _timed(probes[cid], writes[cid])
+    meters = {cid: charger.hardware.connectors[cid].meter for cid in ids}
+    reads = {cid: meters[cid].read for cid in ids}
+    polls = Counter[int]()
+    for cid in ids:
+        meters[cid].read = _counted(polls, cid, reads[cid])  # type: ignore[method-assign]
     try:
-        mcu.plug(world.cable_rating_a)
-        await until(
-            lambda: runner.state.tx_active and runner.state.pilot.value == "pwm",
-            "a free-mode transaction with PWM on",
-            daemon_task,
-            READY_TIMEOUT_S,
-        )
+        for cid in ids:
+            mcus[cid].plug(world.cable_rating_a)
+            connector = charger.connectors[cid]
+            await until(
+                lambda c=connector: c.state.tx_active and c.state.pilot.value == "pwm",
+                f"a free-mode transaction with PWM on, connector {cid}",
+                daemon_task,
+                READY_TIMEOUT_S,
+            )
+            closed = probes[cid].expect(True)
+            mcus[cid].set_ev_state(CpState.C)
+            await edge(closed, f"high after C on connector {cid}")
         since = _journal_next_index(csms)
-        polls = 0
+        polls.clear()
         rng = random.Random(args.seed)
-        latencies_ns: list[int] = []
+        latencies_ns: dict[int, list[int]] = {cid: [] for cid in ids}
         call_to_write_ns: list[int] = []
         started = time.perf_counter()
-        for _ in range(args.reps):
-            closed = probe.expect(True)
-            mcu.set_ev_state(CpState.C)
-            await edge(closed, "high after C")
+        for rep in range(args.reps):
+            cid = ids[rep % len(ids)]  # the others keep charging meanwhile
+            probe, mcu = probes[cid], mcus[cid]
             await asyncio.sleep(rng.uniform(args.dwell_min_ms, args.dwell_max_ms) / 1000)
-
             opened = probe.expect(False)
             seq_before = mcu.last_sent_seq
             probe.t_write_ns = None
@@ -241,24 +244,49 @@ async def _run_reps(
             t0 = probe.t_write_ns
             if t0 is None or mcu.last_sent_seq == seq_before:
                 raise BenchError("SimMcu did not write the C->B status frame synchronously")
-            t1 = await edge(opened, "low after C->B")
-            latencies_ns.append(t1 - t0)
+            t1 = await edge(opened, f"low after C->B on connector {cid}")
+            latencies_ns[cid].append(t1 - t0)
             call_to_write_ns.append(t0 - t_call)
             await asyncio.sleep(rng.uniform(args.dwell_min_ms, args.dwell_max_ms) / 1000)
+            closed = probe.expect(True)
+            mcu.set_ev_state(CpState.C)
+            await edge(closed, f"high after C on connector {cid}")
         wall_s = time.perf_counter() - started
-        meter_polls = polls
+        meter_polls = sum(polls.values())
         frames = csms.journal.query(cp=CHARGER_ID, since=since)
-        mcu.unplug()
-        await runner.settled()
+        for cid in ids:
+            mcus[cid].unplug()
+            await charger.connectors[cid].settled()
         # Let the daemon's post-switch feedback checks (0.1 s) run before it shuts down.
         await asyncio.sleep(SETTLE_S)
     finally:
-        mcu._write = original_write
-        meter.read = original_read
-        world.contactor.on_coil_change.remove(probe.on_coil)
+        for cid in ids:
+            mcus[cid]._write = writes[cid]
+            meters[cid].read = reads[cid]  # type: ignore[method-assign]
+            world.connector(cid).contactor.on_coil_change.remove(probes[cid].on_coil)
 
     calls = Counter(f["action"] for f in frames if f["type"] == 2 and f["dir"] == "in")
     return _report(args, latencies_ns, call_to_write_ns, wall_s, frames, calls, meter_polls)
+
+
+def _timed(probe: Probe, write: Callable[[bytes], None]) -> Callable[[bytes], None]:
+    def timed_write(data: bytes) -> None:
+        if probe.arm_write:
+            probe.arm_write = False
+            probe.t_write_ns = time.perf_counter_ns()
+        write(data)
+
+    return timed_write
+
+
+def _counted(
+    polls: Counter[int], cid: int, read: Callable[[], Awaitable[Any]]
+) -> Callable[[], Awaitable[Any]]:
+    async def counted_read() -> Any:
+        polls[cid] += 1
+        return await read()
+
+    return counted_read
 
 
 def _journal_next_index(csms: DevCsms) -> int:
@@ -271,31 +299,39 @@ def _nearest_rank(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[rank - 1]
 
 
+def _stats(values_ns: list[int]) -> dict[str, float]:
+    ms = sorted(v / 1e6 for v in values_ns)
+    return {
+        "min": round(ms[0], 4),
+        "median": round(statistics.median(ms), 4),
+        "p99": round(_nearest_rank(ms, 0.99), 4),
+        "max": round(ms[-1], 4),
+    }
+
+
 def _report(
     args: argparse.Namespace,
-    latencies_ns: list[int],
+    latencies_ns: dict[int, list[int]],
     call_to_write_ns: list[int],
     wall_s: float,
     frames: list[dict[str, Any]],
     calls: Counter[str],
     meter_polls: int,
 ) -> dict[str, Any]:
-    ms = sorted(v / 1e6 for v in latencies_ns)
-    p99 = _nearest_rank(ms, 0.99)
+    every = [v for values in latencies_ns.values() for v in values]
+    overall = _stats(every)
+    ms = sorted(v / 1e6 for v in every)
     return {
         "benchmark": "safety_latency",
         "measured": MEASURED,
-        "reps": len(ms),
-        "latency_ms": {
-            "min": round(ms[0], 4),
-            "median": round(statistics.median(ms), 4),
-            "p99": round(p99, 4),
-            "max": round(ms[-1], 4),
-        },
+        "connectors": len(latencies_ns),
+        "reps": len(every),
+        "latency_ms": overall,
+        "per_connector_ms": {str(cid): _stats(v) for cid, v in latencies_ns.items() if v},
         "slowest_ms": [round(v, 3) for v in ms[-5:][::-1]],
         "iec_limit_ms": IEC_LIMIT_MS,
         "target_p99_ms": TARGET_P99_MS,
-        "target_met": p99 <= TARGET_P99_MS,
+        "target_met": overall["p99"] <= TARGET_P99_MS,
         "within_iec_limit": ms[-1] <= IEC_LIMIT_MS,
         "set_ev_state_to_write_us_median": round(statistics.median(call_to_write_ns) / 1e3, 1),
         "load": {
@@ -320,11 +356,16 @@ def print_text(result: dict[str, Any]) -> None:
     verdict = "met" if result["target_met"] else "NOT met"
     print("evsed safety-path latency: EV C->B -> contactor coil GPIO low")
     print(f"  measured:      {result['measured']}")
-    print(f"  reps:          {result['reps']}")
+    print(f"  reps:          {result['reps']} on {result['connectors']} connector(s)")
     print(
         f"  latency (ms):  min {lat['min']:.3f}  median {lat['median']:.3f}  "
         f"p99 {lat['p99']:.3f}  max {lat['max']:.3f}"
     )
+    for cid, one in result["per_connector_ms"].items():
+        print(
+            f"  connector {cid}:   min {one['min']:.3f}  median {one['median']:.3f}  "
+            f"p99 {one['p99']:.3f}  max {one['max']:.3f}"
+        )
     print(f"  slowest (ms):  {', '.join(f'{v:.3f}' for v in result['slowest_ms'])}")
     print(f"  target:        p99 <= {result['target_p99_ms']:g} ms: {verdict}")
     print(
@@ -352,6 +393,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "meter load (simulated hardware, 127.0.0.1 only)."
     )
     parser.add_argument("--reps", type=int, default=1000, help="repetitions (default 1000)")
+    parser.add_argument(
+        "--connectors", type=int, choices=(1, 2), default=2, help="connectors charging (2)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--seed", type=int, default=61851, help="seed for the random dwell")
     parser.add_argument("--dwell-min-ms", type=float, default=10.0, help=argparse.SUPPRESS)

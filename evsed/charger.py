@@ -10,6 +10,10 @@
 - Shutdown: every contactor opens first, then every open transaction ends.
 - The hardware health check, and holding the connectors for a firmware install.
 - The state database's health: while it takes no writes every connector shows the fault.
+- The supply's current budget (``charging.supply_max_current_a``), shared by the connectors
+  that want current (:mod:`evsed.charging.budget`) and given back when a session ends: after
+  every change of a connector, the shares are applied lowest first, so the sum of what the
+  PWMs offer never exceeds the supply, not even for a moment.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 
+from evsed.charging.budget import Demand, share_supply
 from evsed.charging.events import StopReason
 from evsed.charging.faults import Fault
 from evsed.charging.state import Settings
@@ -75,7 +80,15 @@ class Charger:
         self._charger_listeners: list[Callable[[], None]] = []
         self._holding_for_update = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._supply_a = config.charging.supply_max_current_a
+        self._session_order: dict[int, int] = {}  # connector -> when its share was first asked
+        self._next_order = 0
+        self._rebalancing = False
         storage.subscribe(self._storage_changed)
+        if self._supply_a > 0:
+            for runner in self._runners.values():
+                runner.set_limit(0.0)  # nothing is held for a connector without a session
+                runner.on_change(self._rebalance)
 
     # -- the port (evsed.port.Charger) --------------------------------------------------------
 
@@ -263,6 +276,53 @@ class Charger:
     def _charger_changed(self) -> None:
         for listener in list(self._charger_listeners):
             listener()
+
+    def _rebalance(self, _changed: ConnectorRunner | None = None) -> None:
+        """Share the supply again; lower offers first, then raise (the connector raises at
+        most every 5 s on its own). Re-entrant calls (a new limit changes the connector that
+        got it) are folded into the one running."""
+        if self._rebalancing:
+            return
+        self._rebalancing = True
+        try:
+            while True:
+                shares = share_supply(self._supply_a, self._demands())
+                changes = [
+                    (amps, runner)
+                    for cid, amps in shares.items()
+                    if (runner := self._runners[cid]).state.limit_a != amps
+                ]
+                if not changes:
+                    return
+                # Every share that goes down before any that goes up.
+                lowered = [(a, r) for a, r in changes if a < (r.state.limit_a or 0.0)]
+                raised = [(a, r) for a, r in changes if a >= (r.state.limit_a or 0.0)]
+                for amps, runner in lowered + raised:
+                    runner.set_limit(amps)
+        finally:
+            self._rebalancing = False
+
+    def _demands(self) -> list[Demand]:
+        demands = []
+        for cid, runner in self._runners.items():
+            state = runner.state
+            wants = (
+                state.tx_active
+                and state.stop_reason is None
+                and state.plugged
+                and not state.blocking_faults
+                and not state.delivery_revoked
+            )
+            if wants and cid not in self._session_order:
+                self._next_order += 1
+                self._session_order[cid] = self._next_order
+            elif not wants:
+                self._session_order.pop(cid, None)
+            cap = state.settings.max_current_a
+            if state.cable_a is not None:
+                cap = min(cap, state.cable_a)
+            demands.append(Demand(cid, wants, cap, self._session_order.get(cid, 0)))
+        return demands
 
     def _storage_changed(self, ok: bool) -> None:
         for runner in self._runners.values():

@@ -40,6 +40,7 @@ from evsed.charging.events import (
     Event,
     FaultCleared,
     FaultRaised,
+    LimitChanged,
     LockPositionRead,
     RemoteStartRequested,
     SettingsChanged,
@@ -189,6 +190,10 @@ class ConnectorRunner:
 
     def set_operative(self, operative: bool) -> None:
         self.feed(AvailabilityChanged(operative))
+
+    def set_limit(self, amps: float | None) -> None:
+        """The most the connector may offer from outside (its share of the supply)."""
+        self.feed(LimitChanged(amps))
 
     def present_tag(self, id_tag: str) -> None:
         """An id tag was read at this connector (RFID, QR)."""

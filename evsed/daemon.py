@@ -38,6 +38,7 @@ class Daemon:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.charger: Charger | None = None
+        self.client: adapters.CsmsClient | None = None
         self._terminated = False
 
     @property
@@ -71,7 +72,7 @@ class Daemon:
         manager, certificates = _firmware_updates(
             config, db, outbox, rauc, charger, sessions, firmware
         )
-        client = adapter.client(
+        client = self.client = adapter.client(
             config,
             charger,
             sessions,

@@ -221,8 +221,10 @@ class Evsed:
             timeout=30,
         )
 
-    def sim(self, *words: str) -> str:
-        result = self.ctl("sim", *words)
+    def sim(self, *words: str, connector: int | None = None) -> str:
+        """``evsectl sim WORDS`` (``--connector N`` when ``connector`` is given)."""
+        where = ("--connector", str(connector)) if connector is not None else ()
+        result = self.ctl("sim", *where, *words)
         assert result.returncode == 0, result.stderr
         return result.stdout.strip()
 
@@ -238,13 +240,16 @@ class Evsed:
             lambda: self.status()["ocpp"]["registration"] == "Accepted", timeout, "registration"
         )
 
-    def charge(self, tag: str = "04E91C2A") -> None:
-        """Plug the simulated car in, present ``tag``, let the car ask for power; returns once
-        the contactor is closed."""
-        self.sim("plug")
-        self.sim("swipe", tag)
-        self.sim("ev-state", "C")
-        wait_for(lambda: self.connector()["contactor_closed"], what="contactor closed")
+    def charge(self, tag: str = "04E91C2A", connector: int = 1) -> None:
+        """Plug the simulated car in at ``connector``, present ``tag``, let the car ask for
+        power; returns once that connector's contactor is closed."""
+        self.sim("plug", connector=connector)
+        self.sim("swipe", tag, connector=connector)
+        self.sim("ev-state", "C", connector=connector)
+        wait_for(
+            lambda: self.connector(connector)["contactor_closed"],
+            what=f"contactor of connector {connector} closed",
+        )
 
     def connector(self, connector_id: int = 1) -> dict[str, Any]:
         return next(c for c in self.status()["connectors"] if c["id"] == connector_id)

@@ -1,13 +1,16 @@
 """evsectl: talk to a running evsed over its control socket.
 
 evsectl --config FILE status [--json]
-evsectl --config FILE sim plug|unplug [--connector N]
-evsectl --config FILE sim ev-state A|B|C|D|E|F
-evsectl --config FILE sim ev-current AMPS
-evsectl --config FILE sim swipe TAG
-evsectl --config FILE sim fault|clear weld|meter-offline|mcu-silent|rcd|overtemp|diode|lock
-evsectl --config FILE sim network down|up
+evsectl --config FILE sim [--connector N] plug|unplug
+evsectl --config FILE sim [--connector N] ev-state A|B|C|D|E|F
+evsectl --config FILE sim [--connector N] ev-current AMPS
+evsectl --config FILE sim [--connector N] swipe TAG
+evsectl --config FILE sim [--connector N] fault|clear weld|meter-offline|mcu-silent|rcd|...
+evsectl --config FILE sim network down|up        (charger-wide)
+evsectl --config FILE sim stall MS               (charger-wide)
 evsectl --config FILE clear-faults [--connector N]
+
+A connector's verbs act on connector 1 unless --connector names another.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     status = sub.add_parser("status", help="connectors, session, OCPP connection")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     sim = sub.add_parser("sim", help="drive the simulated hardware")
-    sim.add_argument("--connector", type=int, default=1)
+    sim.add_argument("--connector", type=int, help="the connector (default 1)")
     sim.add_argument("words", nargs="+", help="plug | unplug | ev-state S | ev-current A | ...")
     clear = sub.add_parser("clear-faults", help="clear latched faults (welded contactor)")
     clear.add_argument("--connector", type=int, default=1)
@@ -63,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     path = Path(args.socket) if args.socket else config.control_socket
     message: dict[str, Any] = {"cmd": args.cmd}
     if args.cmd == "sim":
-        message.update(args=args.words, connector=args.connector)
+        message.update(args=args.words)
+        if args.connector is not None:
+            message.update(connector=args.connector)
     elif args.cmd == "clear-faults":
         message.update(connector=args.connector)
     try:

@@ -27,9 +27,10 @@ class ControlError(Exception):
 class Controlled(Protocol):
     async def status(self) -> dict[str, Any]: ...
 
-    def sim(self, words: list[str], connector_id: int) -> str: ...
+    def sim(self, words: list[str], connector_id: int | None) -> str:
+        """A ``sim`` verb; ``connector_id`` None: connector 1, or a charger-wide verb."""
 
-    def clear_faults(self, connector_id: int) -> list[str]: ...
+    def clear_faults(self, connector_id: int | None) -> list[str]: ...
 
 
 class ControlServer:
@@ -77,8 +78,10 @@ class ControlServer:
 
     async def _dispatch(self, request: dict[str, Any]) -> dict[str, Any]:
         cmd = request.get("cmd")
-        connector = request.get("connector", 1)
-        if not isinstance(connector, int):
+        connector = request.get("connector")
+        if connector is not None and (
+            not isinstance(connector, int) or isinstance(connector, bool)
+        ):
             raise ControlError("connector must be an integer")
         if cmd == "status":
             return {"status": await self._target.status()}

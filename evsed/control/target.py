@@ -58,11 +58,13 @@ class ControlTarget:
             raise ControlError(f"no connector {connector_id}; this charger has {known}")
         return connector
 
-    def sim(self, words: list[str], connector_id: int) -> str:
+    def sim(self, words: list[str], connector_id: int | None) -> str:
         from hal.sim.world import SimCommandError
 
         if self._world is None:
             raise ControlError('sim commands need the simulated HAL ([hal] kind = "sim")')
+        if words and words[0] in CHARGER_WIDE and connector_id is not None:
+            raise ControlError(f"sim {words[0]} is charger-wide: it takes no --connector")
         match words:
             case ["stall", millis] if millis.isdigit() and int(millis) <= MAX_STALL_MS:
                 # Block the event loop, as a hung daemon would: the MCU's failsafe must act.
@@ -73,18 +75,19 @@ class ControlTarget:
                 return f"network {updown}"
             case [verb, *_] if verb in CHARGER_WIDE:
                 raise ControlError(f"malformed sim command: {' '.join(words)}")
+        connector_id = 1 if connector_id is None else connector_id
         connector = self._connector(connector_id)
         match words:
             case ["swipe", tag]:
                 connector.present_tag(tag)
-                return f"tag {tag} presented"
+                return f"connector {connector_id}: tag {tag} presented"
         try:
-            return str(self._world.command(words))
+            return f"connector {connector_id}: {self._world.command(words, connector_id)}"
         except SimCommandError as exc:
             raise ControlError(str(exc)) from None
 
-    def clear_faults(self, connector_id: int) -> list[str]:
-        return self._connector(connector_id).clear_latched_faults()
+    def clear_faults(self, connector_id: int | None) -> list[str]:
+        return self._connector(1 if connector_id is None else connector_id).clear_latched_faults()
 
     async def status(self) -> dict[str, Any]:
         # Counting the outbox waits for the database lock: off the loop, which runs the safety

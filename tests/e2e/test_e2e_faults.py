@@ -28,7 +28,7 @@ def test_fault_while_charging_opens_contactor_and_reports_faulted(
         evsed.sim("fault", fault)
         wait_for(lambda: daemon_fault in evsed.connector()["faults"], what=daemon_fault)
         assert not evsed.connector()["contactor_closed"]
-        assert evsed.status()["sim"]["contacts_closed"] is False
+        assert evsed.status()["sim"]["connectors"][0]["contacts_closed"] is False
         wait_for(lambda: last_status(csms) == ("Faulted", error_code), what="Faulted")
 
         evsed.sim("clear", fault)

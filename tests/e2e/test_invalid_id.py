@@ -43,7 +43,10 @@ def test_invalid_id_without_stop_suspends_energy_delivery_and_keeps_the_transact
     assert connector["pwm_current_a"] is None and connector["pilot"] == "off"
     assert connector["transaction_active"]
     # The simulated car sees no PWM on the pilot and draws nothing.
-    wait_for(lambda: evsed.status()["sim"]["drawn_current_a"] == 0, what="the car stops drawing")
+    wait_for(
+        lambda: evsed.status()["sim"]["connectors"][0]["drawn_current_a"] == 0,
+        what="the car stops drawing",
+    )
     before = _energy(evsed)
     time.sleep(1.5)
     assert _energy(evsed) == before  # no more energy flows
