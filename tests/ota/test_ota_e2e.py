@@ -53,9 +53,14 @@ class OtaRig:
             sections.setdefault(name, {}).update(values)
         return sections
 
-    def start(self, **extra: dict[str, Any]) -> Evsed:
+    def start(self, connectors: int = 1, **extra: dict[str, Any]) -> Evsed:
         return Evsed.start(
-            self.workdir, self.csms.ws_url, CP, env=self.sandbox.env(), **self.sections(**extra)
+            self.workdir,
+            self.csms.ws_url,
+            CP,
+            env=self.sandbox.env(),
+            connectors=connectors,
+            **self.sections(**extra),
         )
 
     def serve(self, bundle: Path) -> str:
@@ -289,6 +294,50 @@ def test_install_waits_for_the_running_transaction(rig: OtaRig) -> None:
         assert rig.statuses()[-1] == "Installed"
         # The connector is available again after the update.
         wait_for(lambda: evsed.connector()["ocpp_status"] == "Available", what="Available")
+    finally:
+        assert evsed.stop() == 0
+
+
+def test_install_waits_until_both_connectors_are_idle(rig: OtaRig) -> None:
+    evsed = rig.start(connectors=2, charging={"free_mode": True})
+    evsed.wait_registered()
+    for connector in (1, 2):
+        evsed.sim("plug", connector=connector)
+        evsed.sim("ev-state", "C", connector=connector)
+        wait_for(lambda c=connector: evsed.connector(c)["contactor_closed"], what="charging")
+    rig.update(rig.serve(rig.sandbox.build_bundle("2.0.0")))
+    wait_for(lambda: rig.statuses() == ["Downloading", "Downloaded"], what="downloaded")
+    evsed.sim("ev-state", "B", connector=1)
+    evsed.sim("unplug", connector=1)
+    wait_for(lambda: evsed.connector(1)["ocpp_status"] == "Unavailable", what="1 held")
+    time.sleep(2)
+    # One car is still charging: the install waits, and connector 1 takes no new session.
+    assert rig.statuses() == ["Downloading", "Downloaded"]
+    assert evsed.connector(2)["contactor_closed"]
+    evsed.sim("plug", connector=1)
+    time.sleep(0.5)
+    assert not evsed.connector(1)["transaction_active"]
+    evsed.sim("unplug", connector=1)
+    evsed.sim("ev-state", "B", connector=2)
+    evsed.sim("unplug", connector=2)
+    assert rig.rebooted(evsed) == "B"
+    actions = [
+        (m["action"], m["payload"].get("status"))
+        for m in rig.csms.calls(CP)
+        if m["action"] in ("StopTransaction", "FirmwareStatusNotification")
+    ]
+    last_stop = max(i for i, a in enumerate(actions) if a[0] == "StopTransaction")
+    assert actions.index(("FirmwareStatusNotification", "Installing")) > last_stop
+    assert len(rig.csms.calls(CP, "StopTransaction")) == 2
+    evsed = rig.start(connectors=2)
+    try:
+        wait_final(rig, {"Installed", "InstallationFailed"})
+        assert rig.statuses()[-1] == "Installed"
+        for connector in (1, 2):
+            wait_for(
+                lambda c=connector: evsed.connector(c)["ocpp_status"] == "Available",
+                what=f"connector {connector} Available",
+            )
     finally:
         assert evsed.stop() == 0
 
