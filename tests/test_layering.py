@@ -66,7 +66,7 @@ def test_charging_core_is_pure() -> None:
 def test_hal_types_and_sim_import_without_evsed_loaded() -> None:
     code = (
         "import sys, hal.types, hal.interfaces, hal.sim.world, hal.serial_pilot, "
-        "hal.modbus_meter, hal.gpio_contactor\n"
+        "hal.modbus_meter, hal.modbus_bus, hal.gpio_contactor\n"
         "assert not [m for m in sys.modules if m == 'evsed' or m.startswith('evsed.')]"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

@@ -18,13 +18,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from hal.sim.connector import FAULTS, SimCommandError, SimConnector, SimConnectorSpec
-from hal.sim.contactor import SimContactorWiring
-from hal.sim.mcu import SimMcu
-from hal.sim.meter import SimMeterBus, SimMeterServer
+from hal.sim.meter import SimMeterBus
 from hal.sim.serial_line import PtyNullModem
 
 __all__ = ["FAULTS", "SimCommandError", "SimConnector", "SimConnectorSpec", "SimWorld"]
@@ -32,8 +29,6 @@ __all__ = ["FAULTS", "SimCommandError", "SimConnector", "SimConnectorSpec", "Sim
 log = logging.getLogger(__name__)
 
 METER_TRANSPORTS = ("tcp", "rtu")
-# The keys of the one-connector snapshot of before (SimWorld.single).
-_FLAT_KEYS = ("ev_current_a", "drawn_current_a", "contacts_closed", "meter_energy_wh", "faults")
 
 
 class SimWorld:
@@ -82,31 +77,6 @@ class SimWorld:
         if self._line is not None:
             return SimMeterBus(meters, serial_port=self._line.meter_path)
         return SimMeterBus(meters, port=port)
-
-    @classmethod
-    def single(
-        cls,
-        *,
-        coil_pin: int,
-        feedback_pin: int,
-        voltage_v: float = 230.0,
-        phases: int = 3,
-        cable_rating_a: int = 32,
-        meter_port: int = 0,
-        meter_energy_file: Path | None = None,
-    ) -> _SingleConnectorWorld:
-        """A one-connector world (connector 1, meter id 1, Modbus TCP) with the attributes of
-        the one-connector SimWorld that came before: ``mcu``, ``contactor``, ``pilot_port``,
-        ``meter`` (a :class:`~hal.sim.meter.SimMeterServer`), ``command(words)`` and the
-        flat keys of ``snapshot()``.
-
-        Temporary: it keeps the daemon running while it learns about connectors, and goes
-        once nothing calls it.
-        """
-        spec = SimConnectorSpec(1, coil_pin, feedback_pin, 1, phases, meter_energy_file)
-        return _SingleConnectorWorld(
-            [spec], voltage_v=voltage_v, cable_rating_a=cable_rating_a, meter_port=meter_port
-        )
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -177,52 +147,6 @@ class SimWorld:
             "meter": meter,
             "connectors": [connector.snapshot() for connector in self.connectors],
         }
-
-
-class _SingleConnectorWorld(SimWorld):
-    """What :meth:`SimWorld.single` builds: the one-connector API of before. Temporary."""
-
-    meter: SimMeterServer
-
-    def _meter_server(self, port: int) -> SimMeterServer:
-        (connector,) = self._connectors.values()
-        return SimMeterServer(meter=connector.meter, port=port)
-
-    @property
-    def _only(self) -> SimConnector:
-        return self.connector(1)
-
-    @property
-    def mcu(self) -> SimMcu:
-        return self._only.mcu
-
-    @property
-    def contactor(self) -> SimContactorWiring:
-        return self._only.contactor
-
-    @property
-    def pilot_port(self) -> str:
-        return self._only.pilot_port
-
-    @property
-    def ev_current_a(self) -> float:
-        return self._only.ev_current_a
-
-    @property
-    def active_faults(self) -> set[str]:
-        return self._only.active_faults
-
-    @property
-    def phases(self) -> int:
-        return self._only.spec.phases
-
-    def drawn_current_a(self) -> float:
-        return self._only.drawn_current_a()
-
-    def snapshot(self) -> dict[str, Any]:
-        """The multi-connector snapshot plus the flat keys of connector 1 it had before."""
-        flat = self._only.snapshot()
-        return {**super().snapshot(), **{key: flat[key] for key in _FLAT_KEYS}}
 
 
 def _check_wiring(connectors: Sequence[SimConnectorSpec]) -> None:

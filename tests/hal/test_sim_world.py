@@ -267,31 +267,3 @@ def test_connectors_cannot_share_an_id_a_meter_id_or_a_pin() -> None:
         SimWorld([one, SimConnectorSpec(2, 27, 6, 2)])
     with pytest.raises(ValueError, match="meter_transport 'udp'"):
         SimWorld([one], meter_transport="udp")
-
-
-async def test_single_keeps_the_one_connector_world_of_before(tmp_path: Path) -> None:
-    world = SimWorld.single(
-        coil_pin=17, feedback_pin=27, cable_rating_a=20, meter_energy_file=tmp_path / "wh"
-    )
-    contactor = GpioContactor(17, 27, pin_factory=world.pin_factory)
-    async with running(world):
-        try:
-            assert world.command(["plug"]) == "plugged in"
-            assert world.mcu.status.pp_max_current_a == 20 == world.cable_rating_a
-            assert world.pilot_port == world.connector(1).pilot_port
-            assert world.meter.port == world.meter_port > 0
-            contactor.close()
-            assert world.contactor.contacts_closed
-            world.command(["fault", "meter-offline"])
-            assert world.meter.offline
-            snapshot = world.snapshot()
-        finally:
-            contactor.stop()
-    assert {key: snapshot[key] for key in ("contacts_closed", "faults", "ev_current_a")} == {
-        "contacts_closed": True,
-        "faults": ["meter-offline"],
-        "ev_current_a": 16.0,
-    }
-    assert snapshot["drawn_current_a"] == 0.0  # state B: the car does not draw
-    assert snapshot["meter_energy_wh"] == 0.0
-    assert float((tmp_path / "wh").read_text()) == 0.0
