@@ -85,13 +85,21 @@ def wait_status(csms: DevCsms, status: str, start: int = 0, connector: int = CON
     wait_for(seen, what=f"StatusNotification {status} (connector {connector})")
 
 
-def answer_to(csms: DevCsms, call: dict[str, Any]) -> dict[str, Any]:
-    """The CSMS's CALLRESULT payload for one of the charger's CALLs."""
+def answered(csms: DevCsms, call: dict[str, Any]) -> dict[str, Any] | None:
+    """The CSMS's CALLRESULT payload for one of the charger's CALLs, None if not (yet) sent."""
     for m in csms.messages("CP01"):
         if m["dir"] == "out" and m["type"] == 3 and m["id"] == call["id"]:
             payload: dict[str, Any] = m["payload"]
             return payload
-    raise AssertionError(f"no answer to {call['action']} #{call['id']}")
+    return None
+
+
+def answer_to(csms: DevCsms, call: dict[str, Any]) -> dict[str, Any]:
+    """The CSMS's CALLRESULT payload for one of the charger's CALLs."""
+    payload = answered(csms, call)
+    if payload is None:
+        raise AssertionError(f"no answer to {call['action']} #{call['id']}")
+    return payload
 
 
 def charging(evsed: Evsed, csms: DevCsms, tag: str = TAG) -> int:

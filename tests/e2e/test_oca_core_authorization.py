@@ -8,7 +8,7 @@ charger starts no transaction for the refused card.
 import time
 from collections.abc import Callable
 
-from oca_support import TAG, answer_to, booted, labels, mark, since, wait_status
+from oca_support import TAG, answer_to, answered, booted, labels, mark, since, wait_status
 
 from evsed_devtools.harness import DevCsms, Evsed, wait_for
 
@@ -58,7 +58,7 @@ def _refused_card_starts_nothing(
     start = mark(csms)
     evsed.sim("swipe", tag)
     authorize = csms.wait_for_calls("Authorize")[0]
-    wait_for(lambda: answer_to(csms, authorize), what="Authorize.conf")
+    wait_for(lambda: answered(csms, authorize), what="Authorize.conf")
     evsed.sim("plug")
     wait_status(csms, "Preparing", start)
     time.sleep(0.5)  # what a transaction start would need, and more
