@@ -19,20 +19,26 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any
 
 from evsed.charging.budget import Demand, share_supply
 from evsed.charging.events import StopReason
 from evsed.charging.faults import Fault
+from evsed.charging.schedules import CompositePeriod, Profile, Purpose, Situation, Unit
 from evsed.charging.state import Settings
 from evsed.config import Config, ConnectorConfig
 from evsed.connector import ConnectorRunner
 from evsed.hardware import Hardware
+from evsed.limits import ChargerLimits
 from evsed.port import AvailabilityResult, RestartKind, SessionHost
 from evsed.store import kv
 from evsed.store.db import Database
 from evsed.store.health import StorageHealth
+from evsed.store.profiles import ProfileStore
 from evsed.store.transactions import TransactionStore
 
 log = logging.getLogger(__name__)
@@ -41,6 +47,7 @@ RECOVERY_METER_WAIT_S = 5.0
 RESET_STOP_WAIT_S = 10.0  # EV_STOP_GRACE_S plus margin: transactions end before the restart
 SHUTDOWN_COMMIT_S = 5.0  # how long a stop may wait for its commit while the daemon stops
 CHARGE_POINT = 0
+SCHEDULE_CHECK_S = 60.0  # at the latest, limits are worked out again this often
 
 
 class Charger:
@@ -55,6 +62,7 @@ class Charger:
         sessions: SessionHost,
         *,
         clock: Callable[[], float],
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._db = db
         self._sessions = sessions
@@ -80,15 +88,18 @@ class Charger:
         self._charger_listeners: list[Callable[[], None]] = []
         self._holding_for_update = False
         self._tasks: set[asyncio.Task[None]] = set()
-        self._supply_a = config.charging.supply_max_current_a
+        self.limits = ChargerLimits(config, ProfileStore(db))
+        self._wall = wall_clock
         self._session_order: dict[int, int] = {}  # connector -> when its share was first asked
         self._next_order = 0
+        self._tx_started: dict[int, float] = {}  # connector -> when its transaction began
+        self._in_session: set[int] = set()
+        self.limit_sources: dict[int, tuple[float | None, str]] = {}
         self._rebalancing = False
+        self._limits_changed = asyncio.Event()
         storage.subscribe(self._storage_changed)
-        if self._supply_a > 0:
-            for runner in self._runners.values():
-                runner.set_limit(0.0)  # nothing is held for a connector without a session
-                runner.on_change(self._rebalance)
+        for runner in self._runners.values():
+            runner.on_change(self._rebalance)
 
     # -- the port (evsed.port.Charger) --------------------------------------------------------
 
@@ -138,18 +149,59 @@ class Charger:
         return AvailabilityResult.SCHEDULED if scheduled else AvailabilityResult.ACCEPTED
 
     def reset(self, kind: RestartKind) -> None:
-        task = asyncio.create_task(self._reset(kind), name="reset")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(self._reset(kind))
+
+    def limit_of(self, connector_id: int) -> tuple[float | None, str]:
+        state = self._runners[connector_id].state
+        return self.limit_sources.get(connector_id, (state.settings.max_current_a, "installation"))
+
+    @property
+    def profiles(self) -> list[Profile]:
+        return list(self.limits.profiles)
+
+    async def install_profile(self, profile: Profile) -> None:
+        replaced = await self.limits.install(profile)
+        log.info(
+            "charging profile %d installed (%s, connector %d, stack level %d)%s",
+            profile.id,
+            profile.purpose,
+            profile.connector_id,
+            profile.stack_level,
+            f", replacing {replaced}" if replaced else "",
+        )
+        self.limits_changed()
+
+    async def clear_profiles(self, chosen: Callable[[Profile], bool]) -> list[int]:
+        removed = await self.limits.remove(chosen)
+        if removed:
+            log.info("charging profiles %s cleared", removed)
+            self.limits_changed()
+        return removed
+
+    def composite_schedule(
+        self, connector_id: int, duration_s: int, unit: Unit
+    ) -> list[CompositePeriod] | None:
+        situations = self._situations()
+        if connector_id == CHARGE_POINT:
+            chosen = list(situations.values())
+        elif connector_id in situations:
+            chosen = [situations[connector_id]]
+        else:
+            return None
+        return self.limits.composite(chosen, self._wall(), duration_s, unit)
 
     # -- life cycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start every connector and restore the availability each had (§5.2)."""
+        """Start every connector and restore the availability each had (§5.2) and the
+        charging profiles; then follow the schedules."""
+        await self.limits.load()
+        self._rebalance()
         for runner in self._runners.values():
             await runner.start()
             if not _stored_operative(self._db, runner.connector_id):
                 runner.set_operative(False)
+        self._spawn(self._follow_schedules())
 
     async def recover(self, store: TransactionStore) -> None:
         """Transactions left open by a crash or power cut end with reason PowerLoss (§5.11),
@@ -278,31 +330,92 @@ class Charger:
             listener()
 
     def _rebalance(self, _changed: ConnectorRunner | None = None) -> None:
-        """Share the supply again; lower offers first, then raise (the connector raises at
-        most every 5 s on its own). Re-entrant calls (a new limit changes the connector that
-        got it) are folded into the one running."""
+        """Work out every connector's limit again and apply it; lower limits first, then
+        raised ones (a connector raises its offer at most every 5 s on its own). Re-entrant
+        calls (a new limit changes the connector that got it) are folded into the one
+        running."""
         if self._rebalancing:
             return
         self._rebalancing = True
         try:
+            self._sessions_changed()
             while True:
-                shares = share_supply(self._supply_a, self._demands())
+                targets = self._targets(self._wall())
                 changes = [
                     (amps, runner)
-                    for cid, amps in shares.items()
+                    for cid, amps in targets.items()
                     if (runner := self._runners[cid]).state.limit_a != amps
                 ]
                 if not changes:
                     return
-                # Every share that goes down before any that goes up.
-                lowered = [(a, r) for a, r in changes if a < (r.state.limit_a or 0.0)]
-                raised = [(a, r) for a, r in changes if a >= (r.state.limit_a or 0.0)]
+                # Every limit that goes down before any that goes up.
+                lowered = [(a, r) for a, r in changes if _below(a, r.state.limit_a)]
+                raised = [(a, r) for a, r in changes if not _below(a, r.state.limit_a)]
                 for amps, runner in lowered + raised:
                     runner.set_limit(amps)
         finally:
             self._rebalancing = False
 
-    def _demands(self) -> list[Demand]:
+    def _targets(self, now: float) -> dict[int, float | None]:
+        """Each connector's limit now (None: nothing limits it beyond its hardware)."""
+        situations = self._situations()
+        own = {cid: self.limits.connector_cap(situations[cid], now) for cid in self._runners}
+        cap = self.limits.charger_cap(now)
+        targets: dict[int, float | None] = {}
+        if cap is None:
+            for cid in self._runners:
+                profiled = self.limits.has_connector_profiles(cid)
+                targets[cid] = own[cid] if profiled else None
+                self.limit_sources[cid] = self._source(cid, targets[cid], "charging profile")
+            return targets
+        shares = share_supply(cap.amps, self._demands(own))
+        for cid, amps in shares.items():
+            targets[cid] = amps
+            source = cap.source if amps < own[cid] else "charging profile"
+            self.limit_sources[cid] = self._source(cid, amps, source)
+        return targets
+
+    def _source(self, cid: int, amps: float | None, limited_by: str) -> tuple[float | None, str]:
+        """What sets the connector's limit: the lowest of installation, cable and ``amps``."""
+        state = self._runners[cid].state
+        candidates = [(state.settings.max_current_a, "installation")]
+        if state.cable_a is not None:
+            candidates.append((state.cable_a, "cable"))
+        if amps is not None:
+            candidates.append((amps, limited_by))
+        return min(candidates, key=lambda candidate: candidate[0])
+
+    def _situations(self) -> dict[int, Situation]:
+        return {
+            cid: self.limits.situation(cid, runner.state.cable_a, self._tx_started.get(cid))
+            for cid, runner in self._runners.items()
+        }
+
+    def _sessions_changed(self) -> None:
+        """Note when transactions begin (relative schedules count from there) and when
+        sessions end (the transaction's own profiles go with it, OCPP 1.6 §3.13.1)."""
+        for cid, runner in self._runners.items():
+            state = runner.state
+            if state.tx_active and cid not in self._tx_started:
+                self._tx_started[cid] = self._wall()
+            elif not state.tx_active:
+                self._tx_started.pop(cid, None)
+            in_session = state.tx_active or state.auth_tag is not None
+            if in_session:
+                self._in_session.add(cid)
+            elif cid in self._in_session:
+                self._in_session.discard(cid)
+                self._spawn(self._forget_transaction_profiles(cid))
+
+    async def _forget_transaction_profiles(self, connector_id: int) -> None:
+        removed = await self.limits.remove(
+            lambda p: p.purpose is Purpose.TX and p.connector_id == connector_id
+        )
+        if removed:
+            log.info("connector %d: transaction profiles %s removed", connector_id, removed)
+            self.limits_changed()
+
+    def _demands(self, own: dict[int, float]) -> list[Demand]:
         demands = []
         for cid, runner in self._runners.items():
             state = runner.state
@@ -318,15 +431,41 @@ class Charger:
                 self._session_order[cid] = self._next_order
             elif not wants:
                 self._session_order.pop(cid, None)
-            cap = state.settings.max_current_a
-            if state.cable_a is not None:
-                cap = min(cap, state.cable_a)
-            demands.append(Demand(cid, wants, cap, self._session_order.get(cid, 0)))
+            demands.append(Demand(cid, wants, own[cid], self._session_order.get(cid, 0)))
         return demands
+
+    def limits_changed(self) -> None:
+        """Profiles or the site allowance changed: apply the limits now."""
+        self._rebalance()
+        self._limits_changed.set()
+
+    async def _follow_schedules(self) -> None:
+        """Apply the limits again whenever a schedule period begins or ends."""
+        while True:
+            now = self._wall()
+            upcoming = self.limits.next_change(list(self._situations().values()), now)
+            wait = SCHEDULE_CHECK_S if upcoming is None else min(upcoming - now, SCHEDULE_CHECK_S)
+            self._limits_changed.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(wait, 0.0)):
+                    await self._limits_changed.wait()
+            self._rebalance()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _storage_changed(self, ok: bool) -> None:
         for runner in self._runners.values():
             runner.set_fault(Fault.STORAGE_FAILURE, not ok)
+
+
+def _below(amps: float | None, current: float | None) -> bool:
+    """Whether ``amps`` lowers a limit that is ``current`` (None: no limit)."""
+    if amps is None:
+        return False
+    return current is None or amps < current
 
 
 def connector_settings(config: Config, connector: ConnectorConfig) -> Settings:

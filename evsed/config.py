@@ -55,6 +55,7 @@ class ChargingConfig:
     """Session policy, the same for every connector, and the supply they share."""
 
     supply_max_current_a: float = 0.0
+    nominal_voltage_v: float = 230.0
     free_mode: bool = False
     free_mode_id_tag: str = "evsed-free"
     connection_timeout_s: float = 60.0
@@ -333,6 +334,11 @@ def _check_values(config: Config, path: Path) -> None:
             config.charging.supply_max_current_a == 0 or config.charging.supply_max_current_a >= 6,
             "charging.supply_max_current_a",
             "must be 0 (no supply limit) or at least 6 A",
+        ),
+        (
+            100.0 <= config.charging.nominal_voltage_v <= 480.0,
+            "charging.nominal_voltage_v",
+            "must be between 100 and 480 V",
         ),
         (config.charging.connection_timeout_s > 0, "charging.connection_timeout_s", "must be > 0"),
         (

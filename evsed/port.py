@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Literal, Protocol
 
 from evsed.charging.events import StopReason
+from evsed.charging.schedules import CompositePeriod, Profile, Unit
 from evsed.charging.state import ConnectorState, Settings
 from evsed.store.transactions import TransactionRecord
 from hal.types import MeterReading, PilotStatus
@@ -108,6 +109,29 @@ class Charger(Protocol):
 
     def reset(self, kind: RestartKind) -> None:
         """End every transaction (reason Soft/HardReset), then restart; returns at once."""
+
+    def limit_of(self, connector_id: int) -> tuple[float | None, str]:
+        """The most the connector may offer now (A) and what sets it: installation, cable,
+        charging profile, supply or site."""
+
+    # Smart charging: the charging profiles and the composite schedule (OCPP 1.6 §3.13).
+
+    @property
+    def profiles(self) -> list[Profile]:
+        """The charging profiles installed (the clients check their own rules first)."""
+
+    async def install_profile(self, profile: Profile) -> None:
+        """Install ``profile`` (committed first), replacing one with the same id or the same
+        connector, purpose and stack level; the limits follow at once."""
+
+    async def clear_profiles(self, chosen: Callable[[Profile], bool]) -> list[int]:
+        """Remove the profiles ``chosen`` says; the ids removed."""
+
+    def composite_schedule(
+        self, connector_id: int, duration_s: int, unit: Unit
+    ) -> list[CompositePeriod] | None:
+        """From now for ``duration_s``: connector 0 is the whole charger; None for a connector
+        that does not exist."""
 
 
 class SessionHost(Protocol):

@@ -117,7 +117,8 @@ def format_status(status: dict[str, Any]) -> str:
         tx = c["transaction_id"] if c["transaction_id"] is not None else "-"
         lines.append(
             f"connector {c['id']}: {c['ocpp_status']} ({c['phase']})  CP {c['cp_state'] or '?'}"
-            f"  PWM {c['pwm_current_a'] or 'off'}  contactor "
+            f"  PWM {c['pwm_current_a'] or 'off'}"
+            f" (limit {c['limit']['amps']} A: {c['limit']['source']})  contactor "
             f"{'closed' if c['contactor_closed'] else 'open'}  tx {tx}  id {c['id_tag'] or '-'}"
             f"  energy {c['energy_wh'] if c['energy_wh'] is not None else '?'} Wh"
             f"  power {c['power_w'] if c['power_w'] is not None else '?'} W  faults {faults}"

@@ -10,7 +10,10 @@ from evsed.port import Connector
 
 
 def connector_snapshot(
-    connector: Connector, status: tuple[str, str], transaction_id: int | None
+    connector: Connector,
+    status: tuple[str, str],
+    transaction_id: int | None,
+    limit: tuple[float | None, str],
 ) -> dict[str, Any]:
     state = connector.state
     ocpp_status, error = status
@@ -26,6 +29,9 @@ def connector_snapshot(
         "pilot": state.pilot.value,
         "cable_max_current_a": state.cable_a,
         "limit_a": state.limit_a,
+        # The most it may offer now and what sets it: installation, cable, charging profile,
+        # supply or site.
+        "limit": {"amps": limit[0], "source": limit[1]},
         "contactor_closed": state.contactor_closed,
         # None for a tethered cable (no lock); otherwise what the lock's feedback says.
         "locked": state.lock_confirmed if state.settings.has_lock else None,

@@ -109,6 +109,7 @@ class ControlTarget:
                     connector,
                     client.connector_status(connector_id),
                     client.transaction_id(connector_id),
+                    self._charger.limit_of(connector_id),
                 )
                 for connector_id, connector in self._charger.connectors.items()
             ],

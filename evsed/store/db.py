@@ -71,6 +71,17 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE outbox ADD COLUMN droppable INTEGER NOT NULL DEFAULT 0;
     """,
+    # 5: charging profiles (smart charging), kept across restarts
+    """
+    CREATE TABLE charging_profiles (
+        id INTEGER PRIMARY KEY,
+        connector_id INTEGER NOT NULL,
+        purpose TEXT NOT NULL,
+        stack_level INTEGER NOT NULL,
+        transaction_id INTEGER,
+        body TEXT NOT NULL
+    );
+    """,
 ]
 
 
