@@ -49,8 +49,12 @@ def test_known_but_unserved_and_unknown_actions(
     csms: DevCsms, start_evsed: Callable[..., Evsed]
 ) -> None:
     booted(start_evsed, csms)
-    # A 1.6 action the charger does not serve (Smart Charging is not built): NotSupported.
-    unserved = csms.call("GetCompositeSchedule", {"connectorId": 1, "duration": 60}, validate=False)
+    # A 1.6 action the charger does not serve (reservations are not built): NotSupported.
+    unserved = csms.call(
+        "ReserveNow",
+        {"connectorId": 1, "expiryDate": "2030-01-01T00:00:00Z", "idTag": "A", "reservationId": 1},
+        validate=False,
+    )
     assert _error(unserved)["code"] == "NotSupported"
     # An action OCPP 1.6 does not have: NotImplemented.
     unknown = csms.send_raw('[2,"u1","MakeCoffee",{}]')

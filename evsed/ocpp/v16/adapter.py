@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -23,6 +24,7 @@ from evsed.ocpp.v16.operations import CsmsOperations
 from evsed.ocpp.v16.sampler import MeterSampler
 from evsed.ocpp.v16.service import OcppV16Service, boot_request
 from evsed.ocpp.v16.sessions import V16Sessions
+from evsed.ocpp.v16.smart_charging import SmartCharging
 from evsed.ocpp.v16.statuses import StatusReporter
 from evsed.ocpp.v16.trigger import TriggeredMessages
 from evsed.ota.certificates import CertificateStore
@@ -94,6 +96,7 @@ class V16Client:
         firmware: tuple[FirmwareManager, CertificateStore] | None,
         firmware_version: str,
         now: Callable[[], datetime],
+        wall_seconds: Callable[[], float] = time.time,
     ) -> None:
         keys = sessions.keys
         self._sessions = sessions
@@ -141,6 +144,7 @@ class V16Client:
                 firmware_status=self._firmware_status,
                 now=now,
             ),
+            SmartCharging(charger, keys, sessions.transactions, now=wall_seconds),
             self.statuses,
             self.delivery,
             firmware_version=firmware_version,

@@ -8,7 +8,9 @@ decisions are in :class:`evsed.ocpp.v16.operations.CsmsOperations`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+from collections.abc import Coroutine
 from typing import Any
 
 from ocpp.exceptions import GenericError, OCPPError, UnknownCallErrorCodeError
@@ -17,10 +19,12 @@ from ocpp.routing import after, create_route_map, on
 from ocpp.v16 import ChargePoint, call_result
 from ocpp.v16.enums import Action
 
+from evsed.charging.schedules import Profile
 from evsed.ocpp import rpc
 from evsed.ocpp.v16.configuration_keys import FEATURE_PROFILES
 from evsed.ocpp.v16.firmware import FirmwareHandlers
 from evsed.ocpp.v16.operations import CsmsOperations
+from evsed.ocpp.v16.smart_charging import ProfileRefused, SmartCharging, SmartChargingHandlers
 from evsed.ocpp.v16.trigger import TriggeredMessages, TriggerHandlers
 
 log = logging.getLogger(__name__)
@@ -77,7 +81,12 @@ def supported_profiles(actions: frozenset[str]) -> list[str]:
     return [p for p in FEATURE_PROFILES if PROFILE_ACTIONS[p] & actions]
 
 
-class V16ChargePoint(TriggerHandlers, FirmwareHandlers, ChargePoint):  # type: ignore[misc]
+class V16ChargePoint(
+    TriggerHandlers,
+    SmartChargingHandlers,
+    FirmwareHandlers,
+    ChargePoint,  # type: ignore[misc]  # ocpp ships no type hints
+):
     """One websocket session with the CSMS, speaking OCPP 1.6J."""
 
     route_map: dict[str, Any]  # the library's: action -> its handlers
@@ -88,6 +97,7 @@ class V16ChargePoint(TriggerHandlers, FirmwareHandlers, ChargePoint):  # type: i
         connection: Any,
         ops: CsmsOperations,
         triggers: TriggeredMessages,
+        smart: SmartCharging,
         *,
         firmware_updates: bool,
         **kw: Any,
@@ -95,7 +105,10 @@ class V16ChargePoint(TriggerHandlers, FirmwareHandlers, ChargePoint):  # type: i
         super().__init__(charger_id, connection, **kw)
         self._ops = ops
         self._triggers = triggers
+        self._smart = smart
         self._remote_start_accepted = False
+        self._remote_start_profile: Profile | None = None
+        self._background: set[asyncio.Task[None]] = set()
         served = served_actions(firmware_updates=firmware_updates)
         self.route_map = {a: h for a, h in self.route_map.items() if a in served}
 
@@ -164,18 +177,42 @@ class V16ChargePoint(TriggerHandlers, FirmwareHandlers, ChargePoint):  # type: i
         **_: Any,
     ) -> call_result.RemoteStartTransaction:
         # Decide now, act after the answer is sent (the StartTransaction must follow it).
-        # §5.11: a chargingProfile given here must be a TxProfile.
-        purpose = (charging_profile or {}).get("charging_profile_purpose", "TxProfile")
-        self._remote_start_accepted = purpose == "TxProfile" and self._ops.remote_start_possible(
-            connector_id
-        )
-        status = "Accepted" if self._remote_start_accepted else "Rejected"
+        # §5.11, §5.16.2: a chargingProfile given here is a TxProfile for the transaction.
+        self._remote_start_profile = None
+        accepted = self._ops.remote_start_possible(connector_id)
+        if accepted and charging_profile is not None:
+            try:
+                self._remote_start_profile = self._smart.check(
+                    connector_id or 0, charging_profile, remote_start=True
+                )
+            except ProfileRefused as exc:
+                log.info("RemoteStartTransaction refused: %s", exc)
+                accepted = False
+        self._remote_start_accepted = accepted
+        status = "Accepted" if accepted else "Rejected"
         return call_result.RemoteStartTransaction(status=status)
 
     @after(Action.remote_start_transaction)
     def after_remote_start(self, id_tag: str, connector_id: int | None = None, **_: Any) -> None:
         if self._remote_start_accepted:
-            self._ops.remote_start(id_tag, connector_id)
+            self._spawn(self._remote_start(id_tag, connector_id, self._remote_start_profile))
+
+    async def _remote_start(
+        self, id_tag: str, connector_id: int | None, profile: Profile | None
+    ) -> None:
+        target = self._ops.remote_start_target(connector_id)
+        if target is None:
+            log.warning("remote start: connector %s is no longer free", connector_id)
+            return
+        if profile is not None:
+            # The profile is in force before the transaction can start.
+            await self._smart.install(dataclasses.replace(profile, connector_id=target))
+        self._ops.remote_start(id_tag, target)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     @on(Action.remote_stop_transaction)
     def on_remote_stop(self, transaction_id: int, **_: Any) -> call_result.RemoteStopTransaction:

@@ -201,7 +201,9 @@ class ConfigurationKeys:
         return {"key": spec.name, "readonly": spec.readonly, "value": self._values[spec.name]}
 
     def _normalise(self, spec: KeySpec, raw: str) -> str | None:
-        max_items = int(self._values[spec.max_items_key]) if spec.max_items_key else 0
+        # A CSL without a *MaxLength key (ChargingScheduleAllowedChargingRateUnit) is read-only
+        # and short: its vocabulary bounds it.
+        max_items = int(self._values[spec.max_items_key]) if spec.max_items_key else 8
         return normalise(
             spec,
             raw,

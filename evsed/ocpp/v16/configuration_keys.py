@@ -55,13 +55,22 @@ WebSocketPingInterval              int    RW  60 (0..86400 s, 0 = off)         y
 LocalAuthListEnabled (§9.2)        bool   RW  true                             no   authorization
 LocalAuthListMaxLength (§9.2)      int    R   1000                             no   authorization
 SendLocalListMaxLength (§9.2)      int    R   1000                             no   authorization
+ChargeProfileMaxStackLevel (§9.4)  int    R   8                                no   smart charging
+ChargingScheduleAllowedCharging-   CSL    R   Current,Power                    no   smart charging
+  RateUnit (§9.4)
+ChargingScheduleMaxPeriods (§9.4)  int    R   24                               no   smart charging
+ConnectorSwitch3to1Phase-          bool   R   false                            no   fixed
+  Supported (§9.4)
+MaxChargingProfilesInstalled       int    R   16                               no   smart charging
+  (§9.4)
 =================================  =====  ==  ===============================  ===  ==============
 
-The §9.2 keys exist only when LocalAuthListManagement is a supported profile. Not offered:
-BlinkRepeat and LightIntensity (optional in §9.1; the charger has no lights to blink or dim),
-AuthorizationKey (Security whitepaper, not 1.6 core), §9.4 Smart Charging keys (the profile is
-not implemented; they belong with it). WebSocketPingInterval is "RebootRequired" because the
-websocket keep-alive is fixed per connection; the transport reads it when it next connects.
+The §9.2 keys exist only when LocalAuthListManagement is a supported profile, the §9.4 keys only
+when SmartCharging is. Not offered: BlinkRepeat and LightIntensity (optional in §9.1; the
+charger has no lights to blink or dim), AuthorizationKey (Security whitepaper, not 1.6 core).
+WebSocketPingInterval is "RebootRequired" because the websocket keep-alive is fixed per
+connection; the transport reads it when it next connects. smart charging = ``smart_charging.py``,
+which refuses a profile that breaks the §9.4 limits.
 """
 
 from __future__ import annotations
@@ -78,6 +87,7 @@ MAX_VALUE_LENGTH = 500  # ChangeConfiguration.req / KeyValue: value is CiString5
 
 CORE = "Core"
 LOCAL_AUTH_LIST = "LocalAuthListManagement"
+SMART_CHARGING = "SmartCharging"
 # The six feature profiles of OCPP 1.6 (§3).
 FEATURE_PROFILES = (
     CORE,
@@ -106,6 +116,7 @@ class Vocabulary(StrEnum):
     MEASURANDS = "measurands"  # a Measurand, optionally ".<Phase>" (§9.1.17: "Voltage.L1")
     PHASE_ROTATION = "phase rotation"  # "<connectorId>.<rotation>", e.g. 0.RST,1.RTS
     PROFILES = "feature profiles"
+    RATE_UNITS = "charging rate units"  # Current, Power (§9.4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +199,18 @@ KEYS: tuple[KeySpec, ...] = (
     _bool("LocalAuthListEnabled", True, profile=LOCAL_AUTH_LIST),
     _ro_int("LocalAuthListMaxLength", 1000, profile=LOCAL_AUTH_LIST),
     _ro_int("SendLocalListMaxLength", 1000, profile=LOCAL_AUTH_LIST),
+    _ro_int("ChargeProfileMaxStackLevel", 8, profile=SMART_CHARGING),
+    KeySpec(
+        "ChargingScheduleAllowedChargingRateUnit",
+        KeyType.CSL,
+        True,
+        "Current,Power",
+        vocabulary=Vocabulary.RATE_UNITS,
+        profile=SMART_CHARGING,
+    ),
+    _ro_int("ChargingScheduleMaxPeriods", 24, profile=SMART_CHARGING),
+    _bool("ConnectorSwitch3to1PhaseSupported", False, readonly=True, profile=SMART_CHARGING),
+    _ro_int("MaxChargingProfilesInstalled", 16, profile=SMART_CHARGING),
 )
 
 # ASCII digits only: rejects "+5", "-1", "1.5", "1e3", "1_000" and non-ASCII digits.
@@ -196,6 +219,7 @@ _MEASURAND_NAMES: dict[str, str] = {str(m.value).lower(): str(m.value) for m in 
 _PHASE_NAMES: dict[str, str] = {str(p.value).lower(): str(p.value) for p in Phase}
 _ROTATION_NAMES = {r.lower(): r for r in PHASE_ROTATIONS}
 _PROFILE_NAMES = {p.lower(): p for p in FEATURE_PROFILES}
+_RATE_UNIT_NAMES = {"current": "Current", "power": "Power"}
 MEASURANDS = frozenset(_MEASURAND_NAMES.values())  # the whole OCPP 1.6 Measurand enum
 
 
@@ -267,4 +291,6 @@ def _member(
         return None
     if vocabulary is Vocabulary.PROFILES:
         return _PROFILE_NAMES.get(lowered)
+    if vocabulary is Vocabulary.RATE_UNITS:
+        return _RATE_UNIT_NAMES.get(lowered)
     return None

@@ -68,6 +68,11 @@ class CsmsOperations:
     def remote_start_possible(self, connector_id: int | None) -> bool:
         return self._idle_connector(connector_id) is not None
 
+    def remote_start_target(self, connector_id: int | None) -> int | None:
+        """The connector a remote start goes to (the one asked, or a free one)."""
+        connector = self._idle_connector(connector_id)
+        return None if connector is None else connector.connector_id
+
     def remote_start(self, id_tag: str, connector_id: int | None) -> bool:
         connector = self._idle_connector(connector_id)
         if connector is None:

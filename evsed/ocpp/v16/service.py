@@ -24,6 +24,7 @@ from evsed.ocpp.v16.charge_point import V16ChargePoint
 from evsed.ocpp.v16.configuration import ConfigurationKeys
 from evsed.ocpp.v16.delivery import OutboxDelivery
 from evsed.ocpp.v16.operations import CsmsOperations
+from evsed.ocpp.v16.smart_charging import SmartCharging
 from evsed.ocpp.v16.statuses import StatusReporter
 from evsed.ocpp.v16.trigger import TriggeredMessages
 
@@ -43,6 +44,7 @@ class OcppV16Service:
         keys: ConfigurationKeys,
         ops: CsmsOperations,
         triggers: TriggeredMessages,
+        smart: SmartCharging,
         statuses: StatusReporter,
         delivery: OutboxDelivery,
         *,
@@ -54,6 +56,7 @@ class OcppV16Service:
         self._keys = keys
         self._ops = ops
         self._triggers = triggers
+        self._smart = smart
         self._statuses = statuses
         self._delivery = delivery
         self.firmware_version = firmware_version
@@ -72,6 +75,7 @@ class OcppV16Service:
             ws,
             self._ops,
             self._triggers,
+            self._smart,
             firmware_updates=self._ops.firmware is not None,
             response_timeout=self._config.csms.call_timeout_s,
         )
