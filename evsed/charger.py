@@ -25,16 +25,16 @@ import time
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
-from evsed.charging.budget import Demand, share_supply
 from evsed.charging.events import StopReason
 from evsed.charging.faults import Fault
-from evsed.charging.schedules import CompositePeriod, Profile, Purpose, Situation, Unit
+from evsed.charging.schedules import CompositePeriod, Profile, Purpose, Unit
 from evsed.charging.state import Settings
 from evsed.config import Config, ConnectorConfig
 from evsed.connector import ConnectorRunner
 from evsed.hardware import Hardware
 from evsed.limits import ChargerLimits
 from evsed.port import AvailabilityResult, RestartKind, SessionHost
+from evsed.site import SiteLoad, charger_draw
 from evsed.store import kv
 from evsed.store.db import Database
 from evsed.store.health import StorageHealth
@@ -90,13 +90,16 @@ class Charger:
         self._tasks: set[asyncio.Task[None]] = set()
         self.limits = ChargerLimits(config, ProfileStore(db))
         self._wall = wall_clock
-        self._session_order: dict[int, int] = {}  # connector -> when its share was first asked
-        self._next_order = 0
-        self._tx_started: dict[int, float] = {}  # connector -> when its transaction began
         self._in_session: set[int] = set()
-        self.limit_sources: dict[int, tuple[float | None, str]] = {}
         self._rebalancing = False
         self._limits_changed = asyncio.Event()
+        if hardware.site_meter is not None:
+            self.limits.site = SiteLoad(
+                hardware.site_meter,
+                config,
+                own_draw=lambda: charger_draw(self._runners.values()),
+                changed=self._site_changed,
+            )
         storage.subscribe(self._storage_changed)
         for runner in self._runners.values():
             runner.on_change(self._rebalance)
@@ -153,7 +156,7 @@ class Charger:
 
     def limit_of(self, connector_id: int) -> tuple[float | None, str]:
         state = self._runners[connector_id].state
-        return self.limit_sources.get(connector_id, (state.settings.max_current_a, "installation"))
+        return self.limits.sources.get(connector_id, (state.settings.max_current_a, "installation"))
 
     @property
     def profiles(self) -> list[Profile]:
@@ -181,7 +184,8 @@ class Charger:
     def composite_schedule(
         self, connector_id: int, duration_s: int, unit: Unit
     ) -> list[CompositePeriod] | None:
-        situations = self._situations()
+        states = {cid: runner.state for cid, runner in self._runners.items()}
+        situations = self.limits.situations(states)
         if connector_id == CHARGE_POINT:
             chosen = list(situations.values())
         elif connector_id in situations:
@@ -202,6 +206,8 @@ class Charger:
             if not _stored_operative(self._db, runner.connector_id):
                 runner.set_operative(False)
         self._spawn(self._follow_schedules())
+        if self.limits.site is not None:
+            self._spawn(self.limits.site.run())
 
     async def recover(self, store: TransactionStore) -> None:
         """Transactions left open by a crash or power cut end with reason PowerLoss (§5.11),
@@ -340,7 +346,8 @@ class Charger:
         try:
             self._sessions_changed()
             while True:
-                targets = self._targets(self._wall())
+                states = {cid: runner.state for cid, runner in self._runners.items()}
+                targets = self.limits.targets(states, self._wall())
                 changes = [
                     (amps, runner)
                     for cid, amps in targets.items()
@@ -356,50 +363,13 @@ class Charger:
         finally:
             self._rebalancing = False
 
-    def _targets(self, now: float) -> dict[int, float | None]:
-        """Each connector's limit now (None: nothing limits it beyond its hardware)."""
-        situations = self._situations()
-        own = {cid: self.limits.connector_cap(situations[cid], now) for cid in self._runners}
-        cap = self.limits.charger_cap(now)
-        targets: dict[int, float | None] = {}
-        if cap is None:
-            for cid in self._runners:
-                profiled = self.limits.has_connector_profiles(cid)
-                targets[cid] = own[cid] if profiled else None
-                self.limit_sources[cid] = self._source(cid, targets[cid], "charging profile")
-            return targets
-        shares = share_supply(cap.amps, self._demands(own))
-        for cid, amps in shares.items():
-            targets[cid] = amps
-            source = cap.source if amps < own[cid] else "charging profile"
-            self.limit_sources[cid] = self._source(cid, amps, source)
-        return targets
-
-    def _source(self, cid: int, amps: float | None, limited_by: str) -> tuple[float | None, str]:
-        """What sets the connector's limit: the lowest of installation, cable and ``amps``."""
-        state = self._runners[cid].state
-        candidates = [(state.settings.max_current_a, "installation")]
-        if state.cable_a is not None:
-            candidates.append((state.cable_a, "cable"))
-        if amps is not None:
-            candidates.append((amps, limited_by))
-        return min(candidates, key=lambda candidate: candidate[0])
-
-    def _situations(self) -> dict[int, Situation]:
-        return {
-            cid: self.limits.situation(cid, runner.state.cable_a, self._tx_started.get(cid))
-            for cid, runner in self._runners.items()
-        }
-
     def _sessions_changed(self) -> None:
         """Note when transactions begin (relative schedules count from there) and when
         sessions end (the transaction's own profiles go with it, OCPP 1.6 §3.13.1)."""
+        now = self._wall()
         for cid, runner in self._runners.items():
             state = runner.state
-            if state.tx_active and cid not in self._tx_started:
-                self._tx_started[cid] = self._wall()
-            elif not state.tx_active:
-                self._tx_started.pop(cid, None)
+            self.limits.transaction_seen(cid, state.tx_active, now)
             in_session = state.tx_active or state.auth_tag is not None
             if in_session:
                 self._in_session.add(cid)
@@ -415,25 +385,6 @@ class Charger:
             log.info("connector %d: transaction profiles %s removed", connector_id, removed)
             self.limits_changed()
 
-    def _demands(self, own: dict[int, float]) -> list[Demand]:
-        demands = []
-        for cid, runner in self._runners.items():
-            state = runner.state
-            wants = (
-                state.tx_active
-                and state.stop_reason is None
-                and state.plugged
-                and not state.blocking_faults
-                and not state.delivery_revoked
-            )
-            if wants and cid not in self._session_order:
-                self._next_order += 1
-                self._session_order[cid] = self._next_order
-            elif not wants:
-                self._session_order.pop(cid, None)
-            demands.append(Demand(cid, wants, own[cid], self._session_order.get(cid, 0)))
-        return demands
-
     def limits_changed(self) -> None:
         """Profiles or the site allowance changed: apply the limits now."""
         self._rebalance()
@@ -443,7 +394,8 @@ class Charger:
         """Apply the limits again whenever a schedule period begins or ends."""
         while True:
             now = self._wall()
-            upcoming = self.limits.next_change(list(self._situations().values()), now)
+            states = {cid: runner.state for cid, runner in self._runners.items()}
+            upcoming = self.limits.next_change(states, now)
             wait = SCHEDULE_CHECK_S if upcoming is None else min(upcoming - now, SCHEDULE_CHECK_S)
             self._limits_changed.clear()
             with contextlib.suppress(TimeoutError):
@@ -455,6 +407,18 @@ class Charger:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def site_snapshot(self) -> dict[str, Any] | None:
+        """Local load management for evsectl status; None when it is off."""
+        return None if self.limits.site is None else self.limits.site.snapshot()
+
+    @property
+    def site_meter_lost(self) -> bool:
+        return self.limits.site is not None and self.limits.site.lost
+
+    def _site_changed(self) -> None:
+        self.limits_changed()
+        self._charger_changed()
 
     def _storage_changed(self, ok: bool) -> None:
         for runner in self._runners.values():

@@ -3,7 +3,9 @@ in sim mode they talk to simulators over real transports, and ``[hal.sim]`` can 
 for the real device configured for it.
 
 Meters on one Modbus line (the RS-485 bus of a twin wallbox, or one TCP gateway) share one
-client, handed out per line by a :class:`~hal.modbus_bus.BusRegistry`.
+client, handed out per line by a :class:`~hal.modbus_bus.BusRegistry`. With local load
+management (``charging.site_fuse_a``) the site meter is one more meter, on a line of its own
+or beside the connectors' meters.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evsed.config import Config, ConnectorConfig
+from evsed.config import Config, ConnectorConfig, MeterConfig
 from evsed.errors import ConfigError
 from hal.interfaces import Contactor, Meter, Pilot
 from hal.meter_maps import RegisterMap
@@ -36,6 +38,7 @@ class ConnectorHardware:
 class Hardware:
     connectors: dict[int, ConnectorHardware]
     world: Any = None  # hal.sim.world.SimWorld in sim mode
+    site_meter: Meter | None = None  # local load management
 
 
 async def build_hardware(config: Config) -> Hardware:
@@ -50,7 +53,8 @@ async def build_hardware(config: Config) -> Hardware:
                     _real_pilot(c), _real_meter(config, c, buses), _real_contactor(c)
                 )
                 for c in config.connectors
-            }
+            },
+            site_meter=_real_site_meter(config, buses) if config.load_management else None,
         )
     return await _simulated(config, buses)
 
@@ -87,6 +91,7 @@ async def _simulated(config: Config, buses: BusRegistry) -> Hardware:
         cable_rating_a=sim.cable_rating_a,
         meter_port=sim.meter_port,
         meter_transport=sim.meter_transport,
+        site_meter_device_id=config.site_meter.device_id if config.load_management else None,
     )
     await world.start()
     for entry in filter(None, (f.strip() for f in sim.start_faults.split(","))):
@@ -97,18 +102,18 @@ async def _simulated(config: Config, buses: BusRegistry) -> Hardware:
                 world.command(["fault", name], connector_id)
         except ValueError as exc:
             raise ConfigError(config.source, "hal.sim.start_faults", str(exc)) from None
+
+    def sim_line(m: MeterConfig) -> BusSettings:
+        if sim.meter_transport == "rtu":
+            return BusSettings("rtu", serial_port=world.meter_serial_port, timeout=m.timeout_s)
+        return BusSettings("tcp", port=world.meter_port, timeout=m.timeout_s)
+
     parts: dict[int, ConnectorHardware] = {}
     for c in config.connectors:
-        if sim.meter_transport == "rtu":
-            line = BusSettings(
-                "rtu", serial_port=world.meter_serial_port, timeout=c.meter.timeout_s
-            )
-        else:
-            line = BusSettings("tcp", port=world.meter_port, timeout=c.meter.timeout_s)
         meter: Meter = (
             ModbusMeter(
                 MAPS["sdm630"],
-                bus=_bus(config, c, buses, line),
+                bus=_bus(config, c.meter, buses, sim_line(c.meter), _where(config, c)),
                 device_id=c.meter.device_id,
             )
             if sim.simulate_meter
@@ -123,18 +128,38 @@ async def _simulated(config: Config, buses: BusRegistry) -> Hardware:
             if sim.simulate_contactor
             else _real_contactor(c),
         )
-    return Hardware(parts, world)
+    site_meter: Meter | None = None
+    if config.load_management:
+        m = config.site_meter
+        site_meter = (
+            ModbusMeter(
+                MAPS["sdm630"],
+                bus=_bus(config, m, buses, sim_line(m), "site"),
+                device_id=m.device_id,
+            )
+            if sim.simulate_meter
+            else _real_site_meter(config, buses)
+        )
+    return Hardware(parts, world, site_meter)
 
 
 def _where(config: Config, c: ConnectorConfig) -> str:
     return f"connectors[{config.connectors.index(c) + 1}]"
 
 
-def _bus(config: Config, c: ConnectorConfig, buses: BusRegistry, line: BusSettings) -> ModbusBus:
+def _bus(
+    config: Config, m: MeterConfig, buses: BusRegistry, line: BusSettings, where: str
+) -> ModbusBus:
+    """The client of ``line`` for the meter of ``where`` (``connectors[N]``, or "site")."""
+    if where == "site":
+        user, key = "the site meter", "site_meter"
+    else:
+        index = int(where.removeprefix("connectors[").removesuffix("]"))
+        user, key = f"connector {config.connectors[index - 1].id}", f"{where}.meter"
     try:
-        return buses.bus_for(line, c.meter.device_id, f"connector {c.id}")
+        return buses.bus_for(line, m.device_id, user)
     except ValueError as exc:
-        raise ConfigError(config.source, f"{_where(config, c)}.meter", str(exc)) from None
+        raise ConfigError(config.source, key, str(exc)) from None
 
 
 def _real_pilot(c: ConnectorConfig) -> Pilot:
@@ -144,10 +169,17 @@ def _real_pilot(c: ConnectorConfig) -> Pilot:
 
 
 def _real_meter(config: Config, c: ConnectorConfig, buses: BusRegistry) -> Meter:
+    return _modbus_meter(config, c.meter, buses, _where(config, c))
+
+
+def _real_site_meter(config: Config, buses: BusRegistry) -> Meter:
+    return _modbus_meter(config, config.site_meter, buses, "site")
+
+
+def _modbus_meter(config: Config, m: MeterConfig, buses: BusRegistry, where: str) -> Meter:
     from hal.modbus_bus import BusSettings
     from hal.modbus_meter import ModbusMeter
 
-    m = c.meter
     line = BusSettings(
         m.transport,
         host=m.host,
@@ -159,7 +191,9 @@ def _real_meter(config: Config, c: ConnectorConfig, buses: BusRegistry) -> Meter
         timeout=m.timeout_s,
     )
     return ModbusMeter(
-        _register_map(config, c), bus=_bus(config, c, buses, line), device_id=m.device_id
+        _register_map(config, m, where),
+        bus=_bus(config, m, buses, line, where),
+        device_id=m.device_id,
     )
 
 
@@ -179,12 +213,11 @@ def _real_contactor(c: ConnectorConfig) -> Contactor:
     )
 
 
-def _register_map(config: Config, c: ConnectorConfig) -> RegisterMap:
+def _register_map(config: Config, meter: MeterConfig, where: str) -> RegisterMap:
     """The meter's register map: a built-in one by name, or a custom one from a TOML file."""
     from hal.meter_maps import MAPS, load_map_file
 
-    where = f"{_where(config, c)}.meter"
-    meter = c.meter
+    where = "site_meter" if where == "site" else f"{where}.meter"
     if meter.model == "custom":
         try:
             return load_map_file(meter.map_file)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from evsed.charging.events import StopReason
 from evsed.charging.schedules import CompositePeriod, Profile, Unit
@@ -113,6 +113,15 @@ class Charger(Protocol):
     def limit_of(self, connector_id: int) -> tuple[float | None, str]:
         """The most the connector may offer now (A) and what sets it: installation, cable,
         charging profile, supply or site."""
+
+    def site_snapshot(self) -> dict[str, Any] | None:
+        """Local load management (fuse, allowance, site meter) for a technician; None when
+        it is off."""
+
+    @property
+    def site_meter_lost(self) -> bool:
+        """Local load management runs on its fallback current: the site meter does not
+        answer (reported on connector 0 as PowerMeterFailure)."""
 
     # Smart charging: the charging profiles and the composite schedule (OCPP 1.6 §3.13).
 

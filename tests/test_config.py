@@ -240,3 +240,52 @@ def test_daemon_exits_78_naming_the_connector(tmp_path: Path) -> None:
     result = _run_daemon("--config", str(path))
     assert result.returncode == EXIT_CONFIG
     assert "connectors[2].meter.device_id" in result.stderr
+
+
+SITE = "\n[charging]\nsite_fuse_a = 25.0\n"
+
+
+def test_load_management_is_a_fuse_and_a_site_meter(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, TWIN + SITE))
+    assert config.load_management
+    # By default the site meter shares the connectors' RS-485 line at its own device id.
+    assert config.site_meter.device_id == 10
+    assert config.site_meter.serial_port == config.connectors[0].meter.serial_port
+    assert config.charging.site_fallback_current_a == 6.0
+    assert not load_config(write(tmp_path, TWIN)).load_management
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "problem"),
+    [
+        ("\n[site_meter]\ndevice_id = 2\n", "site_meter.device_id", "connectors[2].meter"),
+        ("\n[site_meter]\nbaudrate = 19200\n", "site_meter.baudrate", "share one RS-485 line"),
+        ("\n[site_meter]\ndevice_id = 300\n", "site_meter.device_id", "1..247"),
+        ('\n[site_meter]\nmodel = "custom"\n', "site_meter.map_file", "custom"),
+    ],
+)
+def test_site_meter_errors_name_the_key(tmp_path: Path, extra: str, key: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, TWIN + SITE + extra))
+    assert info.value.key == key
+    assert problem in info.value.problem
+
+
+@pytest.mark.parametrize(
+    ("charging", "key"),
+    [
+        ("site_fuse_a = 4.0", "charging.site_fuse_a"),
+        ("site_fuse_a = 25.0\nsite_fallback_current_a = -1.0", "charging.site_fallback_current_a"),
+        ("site_fuse_a = 25.0\nsite_fallback_current_a = 30.0", "charging.site_fallback_current_a"),
+    ],
+)
+def test_site_fuse_and_fallback_are_checked(tmp_path: Path, charging: str, key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, TWIN + f"\n[charging]\n{charging}\n"))
+    assert info.value.key == key
+
+
+def test_a_site_meter_is_not_checked_without_load_management(tmp_path: Path) -> None:
+    # The same device id as connector 2's meter: harmless while no site meter is read.
+    config = load_config(write(tmp_path, TWIN + "\n[site_meter]\ndevice_id = 2\n"))
+    assert not config.load_management

@@ -1,4 +1,5 @@
-"""The supply's current shared among the connectors that want it. A pure function.
+"""The supply's current shared among the connectors that want it, and what the site leaves
+for the charger. Pure functions.
 
 The feed's rating per phase (``supply_max_current_a``) caps the sum of what the connectors'
 PWMs offer. Connectors whose transaction may draw current share it: equal shares, each capped
@@ -49,3 +50,15 @@ def share_supply(supply_a: float, demands: list[Demand]) -> dict[int, float]:
 
 def _floor_tenth(amps: float) -> float:
     return int(max(amps, 0.0) * 10 + 1e-9) / 10  # amps >= 0: int() rounds down
+
+
+Phases = tuple[float, float, float]
+
+
+def site_allowance(fuse_a: float, site_a: Phases, own_a: Phases) -> float:
+    """Local load management: what the charger may draw per phase under the site's main fuse
+    ``fuse_a``, given what the site meter measures (``site_a``, the charger included) and what
+    the charger itself draws (``own_a``, from its connectors' meters). The other loads are the
+    difference; the most loaded phase sets the allowance (a connector may be on any phase)."""
+    others = [max(site - own, 0.0) for site, own in zip(site_a, own_a, strict=True)]
+    return max(fuse_a - max(others), 0.0)

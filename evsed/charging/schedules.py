@@ -260,7 +260,7 @@ def _breakpoints(
 @dataclass(frozen=True, slots=True)
 class CompositePeriod:
     start_s: int  # from the start of the composite
-    limit: float  # in the unit asked for, rounded to 0.1
+    limit: float  # in the unit asked for, rounded down to 0.1
     phases: int | None = None
 
 
@@ -322,4 +322,6 @@ def next_change(profiles: list[Profile], situations: list[Situation], t: float) 
 
 
 def _tenth(value: float) -> float:
-    return round(value * 10) / 10
+    """Down to a multiple of 0.1 (the schema's step): a reported limit never exceeds the
+    real one. The small allowance keeps 6.0 from becoming 5.9 through float noise."""
+    return int(max(value, 0.0) * 10 + 1e-6) / 10  # int() rounds down: value >= 0

@@ -53,7 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     status.add_argument("--json", action="store_true", help="machine-readable output")
     sim = sub.add_parser("sim", help="drive the simulated hardware")
     sim.add_argument("--connector", type=int, help="the connector (default 1)")
-    sim.add_argument("words", nargs="+", help="plug | unplug | ev-state S | ev-current A | ...")
+    sim.add_argument(
+        "words",
+        nargs="+",
+        help="plug | unplug | ev-state S | ev-current A | site-load A [A A] | ...",
+    )
     clear = sub.add_parser("clear-faults", help="clear latched faults (welded contactor)")
     clear.add_argument("--connector", type=int, default=1)
     args = parser.parse_args(argv)
@@ -112,6 +116,15 @@ def format_status(status: dict[str, Any]) -> str:
             for s in rauc["slots"]
         )
         lines.append(f"slots   booted {rauc['booted']}  next {rauc['primary'] or '?'}  {slots}")
+    site = status.get("site")
+    if site:
+        meter = "ok" if site["meter_ok"] else f"LOST ({site['error']}), fallback"
+        others = site["other_loads_a"]
+        lines.append(
+            f"site    fuse {site['fuse_a']:g} A  charger may draw {site['allowance_a']:g} A"
+            f"  other loads {' / '.join(f'{a:g}' for a in others) if others else '?'} A"
+            f"  meter {meter}"
+        )
     for c in status["connectors"]:
         faults = ", ".join(c["faults"]) or "none"
         tx = c["transaction_id"] if c["transaction_id"] is not None else "-"

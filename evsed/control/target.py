@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from evsed.ota.manager import FirmwareManager
 
 MAX_STALL_MS = 10_000
-CHARGER_WIDE = frozenset({"network", "stall"})
+CHARGER_WIDE = frozenset({"network", "stall", "site-load", "site-meter"})
 
 
 class ControlTarget:
@@ -73,6 +73,11 @@ class ControlTarget:
             case ["network", "down" | "up" as updown]:
                 self._client.set_network(updown == "up")
                 return f"network {updown}"
+            case ["site-load" | "site-meter", *_]:
+                try:
+                    return str(self._world.site_command(words))
+                except SimCommandError as exc:
+                    raise ControlError(str(exc)) from None
             case [verb, *_] if verb in CHARGER_WIDE:
                 raise ControlError(f"malformed sim command: {' '.join(words)}")
         connector_id = 1 if connector_id is None else connector_id
@@ -104,6 +109,7 @@ class ControlTarget:
                 "ok": self._storage.ok,
                 "error": self._storage.error,
             },
+            "site": self._charger.site_snapshot(),
             "connectors": [
                 connector_snapshot(
                     connector,

@@ -83,7 +83,7 @@ class SimConnector:
         self.active_faults: set[str] = set()
         self.contactor = SimContactorWiring(pin_factory, spec.coil_pin, spec.feedback_pin)
         self.meter = SimMeterDevice(
-            self._load,
+            self.load,
             device_id=spec.meter_device_id,
             voltage_v=voltage_v,
             energy_file=spec.energy_file,
@@ -117,7 +117,8 @@ class SimConnector:
         without PWM."""
         return duty_to_current(self.mcu.control.duty)
 
-    def _load(self) -> tuple[float, float, float]:
+    def load(self) -> tuple[float, float, float]:
+        """What the car draws now on L1, L2, L3 (A)."""
         amps = self.drawn_current_a()
         return (amps, amps, amps) if self.spec.phases == 3 else (amps, 0.0, 0.0)
 

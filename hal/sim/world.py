@@ -8,7 +8,9 @@
   port :attr:`SimWorld.meter_port`), or Modbus RTU on a simulated serial line
   (``meter_transport="rtu"``: two pseudo-terminals joined by a
   :class:`~hal.sim.serial_line.PtyNullModem`, the daemon's driver opening
-  :attr:`SimWorld.meter_serial_port`).
+  :attr:`SimWorld.meter_serial_port`);
+- optionally the site (:class:`~hal.sim.site.SimSite`): a meter on the same line, under its
+  own device id, measuring the site's other loads and every car.
 
 ``command(words, connector_id)`` takes the words of ``evsectl sim ...`` and returns a one-line
 answer; ``snapshot()`` describes the whole world as plain JSON-able data.
@@ -23,12 +25,14 @@ from typing import Any
 from hal.sim.connector import FAULTS, SimCommandError, SimConnector, SimConnectorSpec
 from hal.sim.meter import SimMeterBus
 from hal.sim.serial_line import PtyNullModem
+from hal.sim.site import SimSite
 
 __all__ = ["FAULTS", "SimCommandError", "SimConnector", "SimConnectorSpec", "SimWorld"]
 
 log = logging.getLogger(__name__)
 
 METER_TRANSPORTS = ("tcp", "rtu")
+SITE_COMMANDS = frozenset({"site-load", "site-meter"})
 
 
 class SimWorld:
@@ -38,7 +42,8 @@ class SimWorld:
     must all differ. ``voltage_v`` and ``cable_rating_a`` (what PP reads when a car is
     plugged in) hold for the whole charger. ``meter_port`` is the TCP port of the meter
     server (0: the kernel picks one, read it from :attr:`meter_port` after :meth:`start`);
-    it is not used with ``meter_transport="rtu"``.
+    it is not used with ``meter_transport="rtu"``. ``site_meter_device_id`` adds the site
+    and its meter (None: no site meter).
     """
 
     def __init__(
@@ -49,6 +54,7 @@ class SimWorld:
         cable_rating_a: int = 32,
         meter_port: int = 0,
         meter_transport: str = "tcp",
+        site_meter_device_id: int | None = None,
     ) -> None:
         """Open the ptys and wire the pins; nothing runs before :meth:`start`."""
         from gpiozero.pins.mock import MockFactory
@@ -69,11 +75,22 @@ class SimWorld:
             )
             for spec in connectors
         }
+        self.site = (
+            SimSite(
+                [c.load for c in self._connectors.values()],
+                device_id=site_meter_device_id,
+                voltage_v=voltage_v,
+            )
+            if site_meter_device_id is not None
+            else None
+        )
         self._line = PtyNullModem() if meter_transport == "rtu" else None
         self.meter = self._meter_server(meter_port)
 
     def _meter_server(self, port: int) -> SimMeterBus:
         meters = [connector.meter for connector in self._connectors.values()]
+        if self.site is not None:
+            meters.append(self.site.meter)
         if self._line is not None:
             return SimMeterBus(meters, serial_port=self._line.meter_path)
         return SimMeterBus(meters, port=port)
@@ -136,6 +153,12 @@ class SimWorld:
         the user (also for a connector the charger does not have)."""
         return self.connector(connector_id).command(words)
 
+    def site_command(self, words: list[str]) -> str:
+        """Apply one ``sim site-load`` / ``sim site-meter`` command (the whole site)."""
+        if self.site is None:
+            raise SimCommandError("this charger has no site meter (charging.site_fuse_a is 0)")
+        return self.site.command(words)
+
     def snapshot(self) -> dict[str, Any]:
         """The whole world as plain JSON-able data: the meter line, then every connector."""
         meter: dict[str, Any] = {"transport": self.meter_transport}
@@ -146,6 +169,7 @@ class SimWorld:
         return {
             "meter": meter,
             "connectors": [connector.snapshot() for connector in self.connectors],
+            "site": self.site.snapshot() if self.site is not None else None,
         }
 
 

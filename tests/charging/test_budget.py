@@ -1,8 +1,8 @@
-"""The supply shared among connectors: table-driven."""
+"""The supply shared among connectors, and what the site fuse leaves: table-driven."""
 
 import pytest
 
-from evsed.charging.budget import Demand, share_supply
+from evsed.charging.budget import Demand, share_supply, site_allowance
 
 
 def d(cid: int, wants: bool = True, cap: float = 32.0, order: int = 0) -> Demand:
@@ -61,3 +61,29 @@ def test_shares_never_exceed_the_supply_or_a_cap() -> None:
             assert share == 0.0 or 6.0 <= share <= demand.cap_a
             if not demand.wants:
                 assert share == 0.0
+
+
+@pytest.mark.parametrize(
+    ("fuse", "site", "own", "expected"),
+    [
+        # Nothing else on: the whole fuse for the charger.
+        (25.0, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0), 25.0),
+        # The charger's own 16 A is not another load.
+        (25.0, (16.0, 16.0, 16.0), (16.0, 16.0, 16.0), 25.0),
+        # An oven on L2: the most loaded phase sets the allowance.
+        (25.0, (18.0, 30.0, 16.0), (16.0, 16.0, 16.0), 11.0),
+        # Other loads above the fuse: nothing for the charger (never negative).
+        (25.0, (40.0, 40.0, 40.0), (10.0, 10.0, 10.0), 0.0),
+        # A meter that reads a little below the charger's own meters: no negative load.
+        (25.0, (15.5, 15.5, 15.5), (16.0, 16.0, 16.0), 25.0),
+        # A single-phase site meter (L2 and L3 read 0).
+        (32.0, (20.0, 0.0, 0.0), (0.0, 0.0, 0.0), 12.0),
+    ],
+)
+def test_site_allowance(
+    fuse: float,
+    site: tuple[float, float, float],
+    own: tuple[float, float, float],
+    expected: float,
+) -> None:
+    assert site_allowance(fuse, site, own) == pytest.approx(expected)

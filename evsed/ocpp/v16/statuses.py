@@ -9,7 +9,8 @@ projection of the charger's state, reported as it changes.
   Available, OCA TC_005), for at most one call timeout, and not while the state database takes
   no writes (then the message cannot be committed, and the fault must be heard).
 - Connector 0 is Unavailable once the charge point was made Inoperative and no transaction is
-  left (§5.2); a local list conflict is reported on it (§3.5.2).
+  left (§5.2); a local list conflict is reported on it (§3.5.2), and a lost site meter (local
+  load management on its fallback current) as PowerMeterFailure while it lasts.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ class StatusReporter:
     def current_status(self, connector_id: int) -> tuple[str, str]:
         """(status, errorCode) of a connector, or of the charge point for connector 0."""
         if connector_id == CHARGE_POINT:
-            return ("Unavailable" if self._charger.unavailable else "Available"), "NoError"
+            status = "Unavailable" if self._charger.unavailable else "Available"
+            return status, "PowerMeterFailure" if self._charger.site_meter_lost else "NoError"
         return connector_status(self._charger.connectors[connector_id].state)
 
     @property
