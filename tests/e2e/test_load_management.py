@@ -11,9 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 from oca_support import TAG, mark, since, wait_status
+from tests_support import wait_offered
 
 from evsed_devtools.harness import DevCsms, Evsed, wait_for
-from hal.iec61851 import duty_to_current
 
 OTHER = "PARENT01"
 FUSE_A = 25.0
@@ -34,20 +34,6 @@ def _site_charger(
     return evsed
 
 
-def offered(evsed: Evsed, connector: int = 1) -> float:
-    """The current the PWM the simulated MCU last received offers (0: no PWM)."""
-    sim = evsed.status()["sim"]["connectors"][connector - 1]
-    return duty_to_current(sim["pwm_duty"])
-
-
-def _wait_offered(evsed: Evsed, amps: float, connector: int = 1, timeout: float = 10.0) -> None:
-    wait_for(
-        lambda: abs(offered(evsed, connector) - amps) < 0.15,
-        timeout,
-        f"connector {connector} offered {amps} A (now {offered(evsed, connector)})",
-    )
-
-
 def _connector0_errors(csms: DevCsms, start: int = 0) -> list[str]:
     return [
         m["payload"]["errorCode"]
@@ -61,12 +47,12 @@ def test_a_household_spike_lowers_the_offer_and_a_quiet_house_gives_it_back(
 ) -> None:
     evsed = _site_charger(start_evsed, csms)
     evsed.charge(TAG)
-    _wait_offered(evsed, 16.0)  # the installation limit: the fuse leaves 25 A
+    wait_offered(evsed, 16.0)  # the installation limit: the fuse leaves 25 A
     assert evsed.status()["site"]["other_loads_a"] == [0.0, 0.0, 0.0]
 
     # An oven on L2: 25 - 15 leaves 10 A, on every phase a connector may use.
     evsed.sim("site-load", "2", "15", "2")
-    _wait_offered(evsed, 10.0, timeout=3.0)
+    wait_offered(evsed, 10.0, timeout=3.0)
     limit = evsed.connector()["limit"]
     assert limit == {"amps": 10.0, "source": "site"}
     site = evsed.status()["site"]
@@ -80,13 +66,13 @@ def test_a_household_spike_lowers_the_offer_and_a_quiet_house_gives_it_back(
     # Less than 6 A left: no PWM, the transaction is suspended by the charger.
     start = mark(csms)
     evsed.sim("site-load", "21")
-    _wait_offered(evsed, 0.0, timeout=3.0)
+    wait_offered(evsed, 0.0, timeout=3.0)
     wait_status(csms, "SuspendedEVSE", start)
     assert evsed.connector()["transaction_active"] is True  # suspended, not ended
 
     start = mark(csms)
     evsed.sim("site-load", "0")
-    _wait_offered(evsed, 16.0)
+    wait_offered(evsed, 16.0)
     wait_status(csms, "Charging", start)
     assert len(csms.calls("CP01", "StopTransaction")) == 0
 
@@ -98,11 +84,11 @@ def test_the_allowance_is_shared_among_the_connectors(
     evsed.sim("site-load", "5")
     wait_for(lambda: evsed.status()["site"]["allowance_a"] == 20.0, what="allowance 20 A")
     evsed.charge(TAG, connector=1)
-    _wait_offered(evsed, 16.0, 1)
+    wait_offered(evsed, 16.0, 1)
     evsed.charge(OTHER, connector=2)
     # 25 A fuse - 5 A of other loads: 20 A for two cars, 10 A each.
-    _wait_offered(evsed, 10.0, 1)
-    _wait_offered(evsed, 10.0, 2)
+    wait_offered(evsed, 10.0, 1)
+    wait_offered(evsed, 10.0, 2)
     assert {c["limit"]["source"] for c in evsed.status()["connectors"]} == {"site"}
 
 
@@ -111,11 +97,11 @@ def test_a_lost_site_meter_falls_back_to_the_safe_current_and_is_reported(
 ) -> None:
     evsed = _site_charger(start_evsed, csms, fallback_a=8.0)
     evsed.charge(TAG)
-    _wait_offered(evsed, 16.0)
+    wait_offered(evsed, 16.0)
     start = mark(csms)
 
     evsed.sim("site-meter", "offline")
-    _wait_offered(evsed, 8.0, timeout=5.0)
+    wait_offered(evsed, 8.0, timeout=5.0)
     site = evsed.status()["site"]
     assert site["meter_ok"] is False and site["error"]
     assert evsed.connector()["limit"] == {"amps": 8.0, "source": "site meter lost: fallback"}
@@ -126,7 +112,7 @@ def test_a_lost_site_meter_falls_back_to_the_safe_current_and_is_reported(
 
     evsed.sim("site-meter", "online")
     wait_for(lambda: _connector0_errors(csms, start)[-1:] == ["NoError"], what="NoError again")
-    _wait_offered(evsed, 16.0)
+    wait_offered(evsed, 16.0)
     assert len(csms.calls("CP01", "StopTransaction")) == 0
 
 
@@ -135,13 +121,13 @@ def test_a_fallback_of_zero_suspends_charging_until_the_meter_answers(
 ) -> None:
     evsed = _site_charger(start_evsed, csms, fallback_a=0.0)
     evsed.charge(TAG)
-    _wait_offered(evsed, 16.0)
+    wait_offered(evsed, 16.0)
     start = mark(csms)
     evsed.sim("site-meter", "offline")
-    _wait_offered(evsed, 0.0, timeout=5.0)
+    wait_offered(evsed, 0.0, timeout=5.0)
     wait_status(csms, "SuspendedEVSE", start)
     evsed.sim("site-meter", "online")
-    _wait_offered(evsed, 16.0)
+    wait_offered(evsed, 16.0)
 
 
 def test_site_commands_without_load_management_are_refused(
