@@ -182,9 +182,30 @@ def test_update_installs_reboots_into_the_new_slot_and_commits(rig: OtaRig) -> N
         assert evsed.stop() == 0
 
 
+def _composite_limits(csms: DevCsms) -> list[float]:
+    answer = csms.result("GetCompositeSchedule", {"connectorId": 1, "duration": 60}, cp=CP)
+    return [p["limit"] for p in answer["chargingSchedule"]["chargingSchedulePeriod"]]
+
+
 def test_failed_health_check_rolls_back_and_reports_from_the_old_slot(rig: OtaRig) -> None:
     evsed = rig.start()
     evsed.wait_registered()
+    # A charging profile set before the update is still in force after the rollback: the
+    # state database is on the data partition, which both slots share.
+    body = {
+        "chargingProfileId": 1,
+        "stackLevel": 0,
+        "chargingProfilePurpose": "TxDefaultProfile",
+        "chargingProfileKind": "Relative",
+        "chargingSchedule": {
+            "chargingRateUnit": "A",
+            "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 9.0}],
+        },
+    }
+    answer = rig.csms.result(
+        "SetChargingProfile", {"connectorId": 1, "csChargingProfiles": body}, cp=CP
+    )
+    assert answer == {"status": "Accepted"}
     rig.update(rig.serve(rig.sandbox.build_bundle("2.0.0")))
     assert rig.rebooted(evsed) == "B"
 
@@ -199,6 +220,7 @@ def test_failed_health_check_rolls_back_and_reports_from_the_old_slot(rig: OtaRi
             "Installing",
             "InstallationFailed",
         ]
+        assert _composite_limits(rig.csms) == [9.0]
     finally:
         assert evsed.stop() == 0
     slots = rig.slots()
