@@ -150,6 +150,10 @@ class OtaConfig:
     min_free_mb: int = 64
     maintenance_window: str = ""
     health_check_timeout_s: float = 300.0
+    # Delta updates (casync bundles): where the chunks come from, and the loopback port on
+    # which evsed hands them to RAUC (system.conf [casync] storepath=http://127.0.0.1:PORT/).
+    casync_store_url: str = ""
+    casync_relay_port: int = 7433
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,6 +359,16 @@ def _check_values(config: Config, path: Path) -> None:
             config.ota.health_check_timeout_s >= 10,
             "ota.health_check_timeout_s",
             "must be at least 10 s",
+        ),
+        (
+            0 <= config.ota.casync_relay_port <= 65535,
+            "ota.casync_relay_port",
+            "must be 0 (no delta updates) or a TCP port",
+        ),
+        (
+            config.ota.casync_store_url.split("://")[0] in ("", "http", "https"),
+            "ota.casync_store_url",
+            'must be "" (beside the bundle) or an http:// or https:// URL',
         ),
         (0 <= config.hal.sim.meter_port <= 65535, "hal.sim.meter_port", "must be 0..65535"),
     ]
