@@ -151,7 +151,7 @@ class OtaConfig:
     maintenance_window: str = ""
     health_check_timeout_s: float = 300.0
     # Delta updates (casync bundles): where the chunks come from, and the loopback port on
-    # which evsed hands them to RAUC (system.conf [casync] storepath=http://127.0.0.1:PORT/).
+    # which evsed hands them to RAUC (system.conf [casync] install-args=--store=URL).
     casync_store_url: str = ""
     casync_relay_port: int = 7433
 

@@ -28,6 +28,7 @@ as CI's ``make test`` has.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -89,13 +90,18 @@ class RaucSandbox:
         boot_attempts: int = 3,
         count_every_boot: bool = False,
         slot_size: int = 16 * MiB,
+        casync_store: str = "",
     ) -> None:
+        """``casync_store``: where RAUC's casync fetches the chunks of a casync bundle (a device
+        points it at evsed's chunk relay), given as ``[casync] install-args=--store=URL`` as
+        on a device (see rauc/system.conf.pi4-uboot for why not ``storepath``)."""
         self.workdir = workdir
         self.compatible = compatible
         self.initial_version = initial_version
         self.boot_attempts = boot_attempts
         self.count_every_boot = count_every_boot
         self.slot_size = slot_size
+        self.casync_store = casync_store
         self.system_conf = workdir / "system.conf"
         self.keys_dir = workdir / "keys"
         self.keyring = self.keys_dir / "dev" / "ca.cert.pem"
@@ -155,6 +161,8 @@ class RaucSandbox:
         }
         for name, value in values.items():
             text = text.replace(f"@{name}@", value)
+        if self.casync_store:
+            text += f"\n[casync]\ninstall-args=--store={self.casync_store}\n"
         self.system_conf.write_text(text)
 
     def _start_bus(self) -> None:
@@ -325,6 +333,22 @@ class RaucSandbox:
             bootname: slot.get("slot_status", {}).get("bundle", {}).get("version")
             for bootname, slot in slots.items()
         }
+
+    def flash(self, bootname: str, image: Path) -> None:
+        """Write a file-system image into a slot, as the factory does (RAUC is not told)."""
+        if image.stat().st_size > self.slot_size:
+            raise RaucSandboxError(f"{image} is larger than a slot ({self.slot_size} bytes)")
+        with open(image, "rb") as source, open(self.slot_devices[bootname], "r+b") as slot:
+            shutil.copyfileobj(source, slot, MiB)
+
+    def slot_sha256(self, bootname: str, size: int) -> str:
+        """SHA-256 of the first ``size`` bytes of a slot (an image's length)."""
+        digest = hashlib.sha256()
+        with open(self.slot_devices[bootname], "rb") as slot:
+            while size > 0 and (block := slot.read(min(MiB, size))):
+                digest.update(block)
+                size -= len(block)
+        return digest.hexdigest()
 
     def image_version(self, bootname: str) -> str | None:
         """VERSION_ID of /etc/os-release inside a slot image (None: no such file or line)."""

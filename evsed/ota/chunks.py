@@ -3,11 +3,13 @@
 A casync bundle (``rauc convert``, rauc/make-delta-bundle) holds blob indexes instead of images;
 ``rauc install`` has casync rebuild each image from the chunks the running slot already has
 (the seed) and fetches only the others from the chunk store. RAUC 1.8 takes the store from its
-own ``system.conf`` (``[casync] storepath``) or from beside the bundle file it was given: it
-cannot be told a store per install. evsed downloads the bundle itself (resume, free space, the
-OCPP signature over exactly that file), so the device's system.conf points RAUC at this relay on
-the loopback interface, ``storepath=http://127.0.0.1:PORT/``, and the relay forwards each chunk
-request to the store of the update being installed:
+own ``system.conf`` or from beside the bundle file it was given: it cannot be told a store per
+install. evsed downloads the bundle itself (resume, free space, the OCPP signature over exactly
+that file), so the device's system.conf points RAUC's casync at this relay on the loopback
+interface, ``[casync] install-args=--store=http://127.0.0.1:PORT/`` (casync takes the last
+``--store``; ``storepath=`` would do the same but RAUC before 1.11.1 frees it after the first
+install, so a second install in the same boot gets a garbled store), and the relay forwards each
+chunk request to the store of the update being installed:
 
 - casync asks for ``/<first 4 hex digits>/<chunk id>.cacnk``; nothing else is answered, and
   nothing at all outside an install.

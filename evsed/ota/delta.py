@@ -66,7 +66,7 @@ async def install(
                 if stats.fetched + stats.cached == 0:
                     raise RaucError(
                         f"{exc} (RAUC asked for no chunk: does /etc/rauc/system.conf say"
-                        f" [casync] storepath=http://127.0.0.1:{relay.address[1]}/ ?)"
+                        f" [casync] install-args=--store=http://127.0.0.1:{relay.address[1]}/ ?)"
                     ) from exc
                 raise  # the chunks arrived; casync or RAUC refused them (e.g. a tampered store)
             attempts += 1
