@@ -156,6 +156,9 @@ def _require(body: dict[str, Any], key: str, kind: type[_T]) -> _T:
 class _AdminHandler(BaseHTTPRequestHandler):
     server: _AdminHttpServer
     protocol_version = "HTTP/1.1"
+    # Headers and body are separate writes: without this a keep-alive client that delays its
+    # ACKs (casync fetching chunks) waits about 40 ms per response, as no real server makes it.
+    disable_nagle_algorithm = True
 
     # --- plumbing -------------------------------------------------------------------------
 

@@ -197,6 +197,9 @@ class _RelayServer(ThreadingHTTPServer):
 class _RelayHandler(BaseHTTPRequestHandler):
     server: _RelayServer
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; with Nagle's algorithm and casync's delayed ACKs
+    # every chunk would wait about 40 ms for the second one.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # stdlib names it format
         log.debug("relay %s", format % args)
