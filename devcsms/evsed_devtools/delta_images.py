@@ -50,7 +50,7 @@ def random_payload(size: int, seed: int) -> bytearray:
 
 
 def change_blocks(
-    payload: bytes, blocks: int, *, seed: int, run_blocks: int = 16
+    payload: bytes | bytearray, blocks: int, *, seed: int, run_blocks: int = 16
 ) -> tuple[bytearray, int]:
     """A copy of ``payload`` with about ``blocks`` 4 KiB blocks rewritten, in runs of
     ``run_blocks`` at random places; returns it and the number of distinct blocks changed."""
@@ -69,7 +69,7 @@ def change_blocks(
     return changed, len(touched)
 
 
-def make_image(path: Path, version: str, payload: bytes, size: int = 64 * MiB) -> Path:
+def make_image(path: Path, version: str, payload: bytes | bytearray, size: int = 64 * MiB) -> Path:
     """An ext4 image of ``size`` bytes with os-release saying ``version`` and ``payload``."""
     with tempfile.TemporaryDirectory(prefix="rootfs-") as tmp:
         root = Path(tmp)
