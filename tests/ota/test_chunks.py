@@ -7,7 +7,9 @@ import http.client
 import json
 import os
 import socket
+import threading
 from collections.abc import AsyncIterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -133,3 +135,35 @@ def csms_api(csms: DevCsms, path: str, body: dict[str, object]) -> None:
         assert connection.getresponse().status == 200
     finally:
         connection.close()
+
+
+class _CutShort(BaseHTTPRequestHandler):
+    """Promises 5000 bytes of a chunk, sends 100 and hangs up."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "5000")
+        self.end_headers()
+        self.wfile.write(b"x" * 100)
+        self.wfile.flush()
+        self.connection.shutdown(socket.SHUT_RDWR)
+
+
+async def test_a_chunk_cut_short_is_a_failed_fetch_and_not_cached(tmp_path: Path) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _CutShort)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    relay = ChunkRelay(_free_port(), tmp_path / "cache")
+    try:
+        async with relay.serve(f"http://127.0.0.1:{server.server_address[1]}/v2.castr"):
+            status, _ = await asyncio.to_thread(_get, relay.address[1], f"/ab12/{CHUNK_A}.cacnk")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert status == 502
+    assert relay.failure is not None and "ended at byte 100 of 5000" in relay.failure.reason
+    assert not (relay.cache_dir / "ab12" / f"{CHUNK_A}.cacnk").exists()
+    assert relay.stats.fetched == 0

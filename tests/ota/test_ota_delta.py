@@ -289,3 +289,20 @@ def test_a_bundle_signed_by_an_unknown_key_is_refused_before_any_chunk_is_fetche
     assert rig.ota.served(STORE) == 0
     assert rig.ota.slots() == before
     assert rig.ota.sandbox.slot_sha256("A", IMAGE_SIZE) == _sha256(release.v1)
+
+
+def test_with_delta_updates_turned_off_a_delta_bundle_is_refused_before_install(
+    rig: DeltaRig, release: Release
+) -> None:
+    before = rig.ota.slots()
+    location = rig.serve(release.delta)
+    evsed = rig.ota.start(ota={"casync_relay_port": 0})
+    try:
+        evsed.wait_registered()
+        rig.ota.update(location)
+        assert wait_final(rig.ota, FINAL) == ["Downloading", "Downloaded", "InstallationFailed"]
+        assert "casync_relay_port = 0" in evsed.log()
+    finally:
+        assert evsed.stop() == 0
+    assert rig.ota.served(STORE) == 0
+    assert rig.ota.slots() == before
