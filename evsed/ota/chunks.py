@@ -115,7 +115,7 @@ class ChunkRelay:
             raise ValueError(f"a chunk store must be http(s), not {redact_url(store_url)}")
         await asyncio.to_thread(self.cache_dir.mkdir, parents=True, exist_ok=True)
         self._store, self._loop = store_url.rstrip("/"), asyncio.get_running_loop()
-        self.stats, self.failure = RelayStats(), None
+        self.stats, self.failure, self._fetching = RelayStats(), None, {}
         server = _RelayServer(self.address, self)
         thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True
@@ -158,14 +158,17 @@ class ChunkRelay:
                 min_free_bytes=self._min_free,
                 log_level=logging.DEBUG,
             )
+            future = asyncio.run_coroutine_threadsafe(transfer, loop)
             try:
-                asyncio.run_coroutine_threadsafe(transfer, loop).result(FETCH_BOUND_S)
+                future.result(FETCH_BOUND_S)
             except DownloadError as exc:
                 self._fail(name, exc.message)
                 raise
-            except (TimeoutError, RuntimeError) as exc:  # stalled, or the loop is closing
-                self._fail(name, f"{type(exc).__name__}: {exc}")
-                raise DownloadError(str(exc), retryable=True) from exc
+            except (TimeoutError, RuntimeError) as exc:  # too slow, or the loop is closing
+                future.cancel()  # the download keeps its .part, to resume next time
+                reason = f"not fetched within {FETCH_BOUND_S:.0f} s ({type(exc).__name__})"
+                self._fail(name, reason)
+                raise DownloadError(reason, retryable=True) from exc
             self._count(fetched=path.stat().st_size)
             return path
 

@@ -58,8 +58,8 @@ async def install(
         try:
             async with relay.serve(store_url):
                 await rauc.install(bundle)
-        except OSError as exc:
-            raise RaucError(f"chunk relay cannot listen on port {relay.address[1]}: {exc}") from exc
+        except OSError as exc:  # the port is taken, or the cache directory cannot be made
+            raise RaucError(f"chunk relay on port {relay.address[1]}: {exc}") from exc
         except RaucError as exc:
             stats, failure = relay.stats, relay.failure
             if failure is None:
