@@ -30,7 +30,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -50,7 +49,9 @@ from evsed_devtools.delta_images import (
     payload_size,
     random_payload,
 )
-from evsed_devtools.rauc_sandbox import MAKE_DEV_KEYS, MiB, RaucSandbox, _run
+from evsed_devtools.harness import free_port
+from evsed_devtools.rauc_sandbox import RaucSandbox
+from evsed_devtools.rauc_tools import MiB, make_dev_keys
 
 
 @dataclass
@@ -68,13 +69,6 @@ class Row:
     wall_s: float
     at_link_s: float
     content_ok: bool
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 def _sha256(path: Path) -> str:
@@ -117,10 +111,10 @@ async def run(args: argparse.Namespace) -> list[Row]:
         files.mkdir()
         (work / "download").mkdir()
         keys = work / "keys"
-        _run(str(MAKE_DEV_KEYS), str(keys / "dev"))
+        make_dev_keys(keys / "dev")
         first = random_payload(payload_size(size), seed=1)
         v1 = make_image(work / "v1.img", "1.0.0", first, size)
-        port = _free_port()
+        port = free_port()
         box = RaucSandbox(work / "rauc", slot_size=size, casync_store=f"http://127.0.0.1:{port}/")
         shutil.copytree(keys, box.keys_dir)
         relay = ChunkRelay(port, work / "chunks")

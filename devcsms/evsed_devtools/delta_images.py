@@ -23,7 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from evsed_devtools.rauc_sandbox import RAUC_DIR, MiB, RaucSandboxError, _run, _write_os_release
+from evsed_devtools.rauc_tools import (
+    RAUC_DIR,
+    MiB,
+    RaucSandboxError,
+    run_tool,
+    sign_bundle,
+    write_os_release,
+)
 
 MAKE_DELTA_BUNDLE = RAUC_DIR / "make-delta-bundle"
 BLOCK = 4096
@@ -73,12 +80,12 @@ def make_image(path: Path, version: str, payload: bytes | bytearray, size: int =
     """An ext4 image of ``size`` bytes with os-release saying ``version`` and ``payload``."""
     with tempfile.TemporaryDirectory(prefix="rootfs-") as tmp:
         root = Path(tmp)
-        _write_os_release(root, version)
+        write_os_release(root, version)
         (root / PAYLOAD).parent.mkdir(parents=True)
         (root / PAYLOAD).write_bytes(payload)
         with open(path, "wb") as out:
             out.truncate(size)
-        _run(
+        run_tool(
             "mkfs.ext4",
             *("-q", "-F", "-b", str(BLOCK), "-N", "64", "-m", "0", "-O", "^has_journal"),
             *("-d", str(root), str(path)),
@@ -104,16 +111,7 @@ def bundle_image(
             f"[bundle]\nformat={bundle_format}\n\n[image.rootfs]\nfilename=rootfs.ext4\n"
         )
         output.unlink(missing_ok=True)
-        _run(
-            "rauc",
-            "bundle",
-            f"--cert={keys / 'signing.cert.pem'}",
-            f"--key={keys / 'signing.key.pem'}",
-            f"--keyring={keys / 'ca.cert.pem'}",
-            str(content),
-            str(output),
-        )
-    return output
+        return sign_bundle(content, output, keys)
 
 
 def make_delta(bundle: Path, output: Path, keys: Path, *, chunk_size: str = "") -> DeltaBundle:
@@ -145,7 +143,7 @@ def chunk_ids(image: Path, work: Path, *, chunk_size: str = "") -> set[str]:
     """The casync chunk ids of ``image`` (what a slot holding it offers as seed)."""
     with tempfile.TemporaryDirectory(dir=work, prefix="chunks-") as tmp:
         store = Path(tmp) / "store"
-        _run(
+        run_tool(
             "casync",
             "make",
             f"--store={store}",

@@ -17,16 +17,10 @@ import pytest
 from evsed.ota.chunks import ChunkRelay, store_url_for
 from evsed.ota.delta import chunk_store
 from evsed_devcsms import DevCsms
+from evsed_devtools.harness import free_port
 
 CHUNK_A = "ab12" + "0" * 60
 CHUNK_B = "cd34" + "1" * 60
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 @pytest.mark.parametrize(
@@ -46,7 +40,7 @@ def test_the_store_is_beside_the_bundle_unless_configured(
 
 
 def test_delta_bundles_need_an_http_store_and_a_relay(tmp_path: Path) -> None:
-    relay = ChunkRelay(_free_port(), tmp_path)
+    relay = ChunkRelay(free_port(), tmp_path)
     assert chunk_store("https://h/a.raucb", "", relay) == ("https://h/a.castr", "")
     store, problem = chunk_store("ftp://h/a.raucb", "", relay)
     assert store == "" and "HTTP(S) chunk store, not ftp" in problem
@@ -78,7 +72,7 @@ def _get(port: int, path: str) -> tuple[int, bytes]:
 async def test_relays_each_chunk_once_and_keeps_it_for_a_retry(
     csms: DevCsms, tmp_path: Path
 ) -> None:
-    relay = ChunkRelay(_free_port(), tmp_path / "cache")
+    relay = ChunkRelay(free_port(), tmp_path / "cache")
     port = relay.address[1]
     store = f"{csms.http_url}/files/v2.castr"
     expected = (tmp_path / "files" / "v2.castr" / "ab12" / f"{CHUNK_A}.cacnk").read_bytes()
@@ -105,7 +99,7 @@ async def test_relays_each_chunk_once_and_keeps_it_for_a_retry(
 async def test_a_store_that_disappears_is_a_failed_fetch_with_its_reason(
     csms: DevCsms, tmp_path: Path
 ) -> None:
-    relay = ChunkRelay(_free_port(), tmp_path / "cache")
+    relay = ChunkRelay(free_port(), tmp_path / "cache")
     port = relay.address[1]
     await asyncio.to_thread(
         csms_api, csms, "/api/files/faults", {"prefix": "v2.castr/", "mode": "gone", "after": 1}
@@ -121,7 +115,7 @@ async def test_a_store_that_disappears_is_a_failed_fetch_with_its_reason(
 
 
 async def test_refuses_a_store_that_is_not_http(tmp_path: Path) -> None:
-    relay = ChunkRelay(_free_port(), tmp_path / "cache")
+    relay = ChunkRelay(free_port(), tmp_path / "cache")
     with pytest.raises(ValueError, match="must be http"):
         async with relay.serve("ftp://127.0.0.1/v2.castr"):
             pass
@@ -156,7 +150,7 @@ async def test_a_chunk_cut_short_is_a_failed_fetch_and_not_cached(tmp_path: Path
     server = ThreadingHTTPServer(("127.0.0.1", 0), _CutShort)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    relay = ChunkRelay(_free_port(), tmp_path / "cache")
+    relay = ChunkRelay(free_port(), tmp_path / "cache")
     try:
         async with relay.serve(f"http://127.0.0.1:{server.server_address[1]}/v2.castr"):
             status, _ = await asyncio.to_thread(_get, relay.address[1], f"/ab12/{CHUNK_A}.cacnk")

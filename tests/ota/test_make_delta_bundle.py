@@ -22,7 +22,7 @@ from evsed_devtools.delta_images import (
     payload_size,
     random_payload,
 )
-from evsed_devtools.rauc_sandbox import MAKE_DEV_KEYS, MiB, RaucSandboxError, _run
+from evsed_devtools.rauc_tools import MiB, RaucSandboxError, make_dev_keys, run_tool
 
 SIZE = 8 * MiB
 
@@ -31,7 +31,7 @@ SIZE = 8 * MiB
 def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("make-delta")
     for signer in ("dev", "other"):
-        _run(str(MAKE_DEV_KEYS), str(work / "keys" / signer))
+        make_dev_keys(work / "keys" / signer)
     make_image(work / "rootfs.img", "2.0.0", random_payload(payload_size(SIZE), 7), SIZE)
     return work
 
@@ -72,7 +72,7 @@ def test_converts_a_signed_bundle_into_a_signed_casync_bundle_and_store(
     )
     assert unpacked.returncode == 0, unpacked.stderr
     rebuilt = work / bundle_format / "rebuilt.img"
-    _run(
+    run_tool(
         "casync",
         "extract",
         f"--store={delta.store}",

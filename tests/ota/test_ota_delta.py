@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from evsed_devtools.harness import DevCsms, wait_for
+from evsed_devtools.harness import DevCsms, free_port, wait_for
 
 if shutil.which("rauc") is None or shutil.which("casync") is None:
     pytest.skip("rauc or casync missing (make test installs them as root)", allow_module_level=True)
@@ -43,7 +42,8 @@ from evsed_devtools.ota_rig import (
     signed_update,
     wait_final,
 )
-from evsed_devtools.rauc_sandbox import MAKE_DEV_KEYS, MiB, RaucSandbox, _run
+from evsed_devtools.rauc_sandbox import RaucSandbox
+from evsed_devtools.rauc_tools import MiB, make_dev_keys
 
 IMAGE_SIZE = 64 * MiB
 CHANGED_BLOCKS = IMAGE_SIZE // 4096 // 100  # 1 %
@@ -55,13 +55,6 @@ FINAL = {"Installed", "InstallationFailed"}
 def _sha256(path: Path) -> str:
     with path.open("rb") as file:
         return hashlib.file_digest(file, "sha256").hexdigest()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 @dataclass(frozen=True)
@@ -80,7 +73,7 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> Release:
     work = tmp_path_factory.mktemp("delta-release")
     keys = work / "keys"
     for signer in ("dev", "other"):
-        _run(str(MAKE_DEV_KEYS), str(keys / signer))
+        make_dev_keys(keys / signer)
     first = random_payload(payload_size(IMAGE_SIZE), seed=1)
     second, changed = change_blocks(first, CHANGED_BLOCKS, seed=2)
     assert changed >= CHANGED_BLOCKS
@@ -127,7 +120,7 @@ class DeltaRig:
 def rig(tmp_path: Path, release: Release) -> Iterator[DeltaRig]:
     files = tmp_path / "files"
     files.mkdir()
-    port = _free_port()
+    port = free_port()
     box = RaucSandbox(
         tmp_path / "rauc",
         slot_size=IMAGE_SIZE,
