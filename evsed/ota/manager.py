@@ -10,6 +10,8 @@ other`` + reboot, and InstallationFailed from the old slot. Each status is a ver
 :class:`~evsed.store.outbox.Report` in the durable outbox, committed with the phase it reports,
 so it is sent exactly once; the CSMS client turns it into its version's message. The charger
 (an :class:`~evsed.port.UpdateHost`) says which connectors are busy, holds them and reboots.
+A casync bundle (a delta update) goes the same way; its install fetches the chunks the running
+slot lacks through the chunk relay, with retries of its own (:mod:`evsed.ota.delta`).
 """
 
 from __future__ import annotations

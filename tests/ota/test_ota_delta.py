@@ -50,6 +50,7 @@ CHANGED_BLOCKS = IMAGE_SIZE // 4096 // 100  # 1 %
 NAME = "evsed-2.0.0"
 STORE = f"{NAME}.castr/"
 FINAL = {"Installed", "InstallationFailed"}
+FAILED_INSTALL = ["Downloading", "Downloaded", "Installing", "InstallationFailed"]
 
 
 def _sha256(path: Path) -> str:
@@ -181,12 +182,7 @@ def test_a_store_that_disappears_halfway_fails_the_install_and_keeps_the_old_slo
     try:
         evsed.wait_registered()
         rig.ota.update(location, retries=1, interval=1)
-        assert wait_final(rig.ota, FINAL) == [
-            "Downloading",
-            "Downloaded",
-            "Installing",
-            "InstallationFailed",
-        ]
+        assert wait_final(rig.ota, FINAL) == FAILED_INSTALL
         assert evsed.proc.poll() is None  # no reboot
         assert "after 2 attempts" in evsed.log()
         assert "HTTP 404" in evsed.log()
@@ -250,12 +246,7 @@ def test_a_tampered_chunk_fails_the_install_and_nothing_is_committed(
     try:
         evsed.wait_registered()
         rig.ota.update(location, retries=2, interval=1)
-        assert wait_final(rig.ota, FINAL) == [
-            "Downloading",
-            "Downloaded",
-            "Installing",
-            "InstallationFailed",
-        ]
+        assert wait_final(rig.ota, FINAL) == FAILED_INSTALL
         assert evsed.proc.poll() is None  # no reboot
         assert "casync extract" in evsed.log()
         assert "delta install attempt" not in evsed.log()  # tampering is not worth a retry
