@@ -12,9 +12,10 @@ PY := $(VENV)/bin/python
 # only where their commands are missing: NodeSource's nodejs package bundles npm and conflicts
 # with Debian's npm package.
 # rauc, squashfs-tools, e2fsprogs, dbus and openssl run RAUC for real in the firmware-update
-# tests and in `make demo-ota` (a private D-Bus session, file-backed A/B slots, signed bundles).
+# tests and in `make demo-ota` (a private D-Bus session, file-backed A/B slots, signed bundles);
+# casync makes and installs the delta (casync) bundles (rauc convert, rauc install).
 APT_PACKAGES ?= python3-venv $(if $(shell command -v node),,nodejs) $(if $(shell command -v npm),,npm) \
-	rauc squashfs-tools e2fsprogs dbus openssl
+	rauc squashfs-tools e2fsprogs dbus openssl casync
 SCHEMA_DIR := tests/schema
 
 .PHONY: demo demo-ota test lint typecheck pytest schema-deps system-deps venv clean

@@ -161,6 +161,10 @@ class OtaConfig:
     min_free_mb: int = 64
     maintenance_window: str = ""
     health_check_timeout_s: float = 300.0
+    # Delta updates (casync bundles): where the chunks come from, and the loopback port on
+    # which evsed hands them to RAUC (system.conf [casync] install-args=--store=URL).
+    casync_store_url: str = ""
+    casync_relay_port: int = 7433
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,6 +81,16 @@ def check_values(config: Config, path: Path) -> None:
             "ota.health_check_timeout_s",
             "must be at least 10 s",
         ),
+        (
+            0 <= config.ota.casync_relay_port <= 65535,
+            "ota.casync_relay_port",
+            "must be 0 (no delta updates) or a TCP port",
+        ),
+        (
+            config.ota.casync_store_url.split("://")[0] in ("", "http", "https"),
+            "ota.casync_store_url",
+            'must be "" (beside the bundle) or an http:// or https:// URL',
+        ),
         (0 <= config.hal.sim.meter_port <= 65535, "hal.sim.meter_port", "must be 0..65535"),
     ]
     for index, connector in enumerate(config.connectors, start=1):

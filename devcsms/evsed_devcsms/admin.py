@@ -9,7 +9,10 @@ Routes (JSON bodies; API-level failures answer ``{"detail": "..."}``):
 ``POST /api/call``, ``POST /api/send-raw``, ``POST /api/remote-start``, ``POST /api/remote-stop``,
 ``POST /api/boot-status``, ``GET|POST /api/id-tags`` (per-tag IdTagInfo), ``GET|POST
 /api/answers`` (drop, delay or refuse a charger's CALLs of one action), ``GET|HEAD
-/files/<name>``.
+/files/<name>`` (``<name>`` may be a path into a directory tree, e.g. a casync chunk store),
+``GET /api/files/served[?prefix=]`` (bytes and requests served per file),
+``POST /api/files/served/reset``, ``GET|POST /api/files/faults`` (files under a prefix
+disappear after a number of requests).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from evsed_devcsms.chargepoint import CallOutcome
 from evsed_devcsms.errors import ChargerGone, ChargerNotConnected, InvalidCall
-from evsed_devcsms.files import resolve_file, send_file
+from evsed_devcsms.files import FileFaults, FileLedger, resolve_file, send_file
 from evsed_devcsms.journal import Journal
 from evsed_devcsms.state import AnswerRule, IdTagRecord
 
@@ -106,6 +109,9 @@ class _AdminHttpServer(ThreadingHTTPServer):
         self.backend = backend
         self.loop = loop
         self.files_dir = files_dir
+        # Touched only by the HTTP threads: no need to go through the websocket loop.
+        self.ledger = FileLedger()
+        self.faults = FileFaults()
 
 
 class AdminServer:
@@ -150,6 +156,9 @@ def _require(body: dict[str, Any], key: str, kind: type[_T]) -> _T:
 class _AdminHandler(BaseHTTPRequestHandler):
     server: _AdminHttpServer
     protocol_version = "HTTP/1.1"
+    # Headers and body are separate writes: without this a keep-alive client that delays its
+    # ACKs (casync fetching chunks) waits about 40 ms per response, as no real server makes it.
+    disable_nagle_algorithm = True
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -226,9 +235,36 @@ class _AdminHandler(BaseHTTPRequestHandler):
     def _serve_file(self, name: str, *, head_only: bool) -> None:
         root = self.server.files_dir
         path = resolve_file(root, name) if root is not None else None
-        if path is None:
+        if path is None or self.server.faults.gone(name):
             raise ApiError(HTTPStatus.NOT_FOUND, f"no file {name!r}")
-        send_file(self, path, head_only=head_only)
+        send_file(self, path, head_only=head_only, ledger=self.server.ledger, name=name)
+
+    def _files_served(self, query: dict[str, list[str]]) -> tuple[HTTPStatus, Any]:
+        """``{"bytes", "requests", "paths": {name: {"bytes", "requests"}}}``: body bytes sent
+        per file name (as in the URL after ``/files/``), optionally under ``?prefix=``."""
+        return HTTPStatus.OK, self.server.ledger.snapshot(query.get("prefix", [""])[0])
+
+    def _files_served_reset(self, _: object) -> tuple[HTTPStatus, Any]:
+        self.server.ledger.reset()
+        return HTTPStatus.OK, self.server.ledger.snapshot()
+
+    def _files_faults(self, _: object) -> tuple[HTTPStatus, Any]:
+        return HTTPStatus.OK, self.server.faults.snapshot()
+
+    def _set_files_fault(self, body: dict[str, Any]) -> tuple[HTTPStatus, Any]:
+        """``{"prefix", "mode": "gone"|"normal", "after"?}``: with ``gone``, ``after`` more
+        requests under ``prefix`` are served, then every one answers 404; ``normal`` ends it."""
+        prefix, mode = _require(body, "prefix", str), _require(body, "mode", str)
+        if mode == "normal":
+            self.server.faults.clear(prefix)
+        elif mode == "gone":
+            try:
+                self.server.faults.set_gone(prefix, _optional(body, "after", int) or 0)
+            except ValueError as exc:
+                raise ApiError(HTTPStatus.BAD_REQUEST, str(exc)) from exc
+        else:
+            raise ApiError(HTTPStatus.BAD_REQUEST, "'mode' must be 'gone' or 'normal'")
+        return HTTPStatus.OK, self.server.faults.snapshot()
 
     def _messages(self, query: dict[str, list[str]]) -> tuple[HTTPStatus, Any]:
         try:
@@ -388,4 +424,8 @@ _ROUTES: dict[tuple[str, str], _Route] = {
     ("POST", "/api/id-tags"): _AdminHandler._set_id_tag,
     ("GET", "/api/answers"): _AdminHandler._answers,
     ("POST", "/api/answers"): _AdminHandler._set_answer,
+    ("GET", "/api/files/served"): _AdminHandler._files_served,
+    ("POST", "/api/files/served/reset"): _AdminHandler._files_served_reset,
+    ("GET", "/api/files/faults"): _AdminHandler._files_faults,
+    ("POST", "/api/files/faults"): _AdminHandler._set_files_fault,
 }

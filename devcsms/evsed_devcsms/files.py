@@ -2,12 +2,19 @@
 
 Implements the single-range subset of RFC 9110 §14 that download clients use to resume:
 ``bytes=N-``, ``bytes=N-M`` and ``bytes=-K``. Several ranges in one header are answered with
-the whole file (a server may ignore Range, §14.2).
+the whole file (a server may ignore Range, §14.2). Names may contain ``/``, so a directory
+tree (a casync chunk store, ``NAME.castr/abcd/<id>.cacnk``) is served as it lies on disk.
+
+:class:`FileLedger` counts the body bytes actually written per path, which is what a charger on
+a metered link pays for; :class:`FileFaults` makes files under a prefix disappear after a
+number of requests, as a store being deleted or replaced in the middle of an update would.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -15,6 +22,75 @@ from urllib.parse import unquote
 
 _LOG = logging.getLogger(__name__)
 _CHUNK = 64 * 1024
+
+
+class FileLedger:
+    """Bytes and requests served per path (thread-safe: the HTTP server runs a thread each)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._paths: dict[str, dict[str, int]] = {}
+
+    def record(self, name: str, sent: int) -> None:
+        with self._lock:
+            entry = self._paths.setdefault(name, {"bytes": 0, "requests": 0})
+            entry["bytes"] += sent
+            entry["requests"] += 1
+
+    def snapshot(self, prefix: str = "") -> dict[str, object]:
+        """``{"bytes", "requests", "paths": {name: {"bytes", "requests"}}}`` under ``prefix``."""
+        with self._lock:
+            paths = {k: dict(v) for k, v in self._paths.items() if k.startswith(prefix)}
+        return {
+            "bytes": sum(v["bytes"] for v in paths.values()),
+            "requests": sum(v["requests"] for v in paths.values()),
+            "paths": paths,
+        }
+
+    def reset(self) -> None:
+        with self._lock:
+            self._paths.clear()
+
+
+@dataclass
+class _Fault:
+    prefix: str
+    passes_left: int
+
+
+class FileFaults:
+    """Files under a prefix that disappear (404) after a number of requests have been served."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._faults: list[_Fault] = []
+
+    def set_gone(self, prefix: str, after: int) -> None:
+        """Serve ``after`` more requests under ``prefix``, then answer 404 for every one."""
+        if after < 0:
+            raise ValueError("'after' must not be negative")
+        with self._lock:
+            self._faults = [f for f in self._faults if f.prefix != prefix]
+            self._faults.append(_Fault(prefix, after))
+
+    def clear(self, prefix: str | None = None) -> None:
+        with self._lock:
+            self._faults = [f for f in self._faults if prefix is not None and f.prefix != prefix]
+
+    def gone(self, name: str) -> bool:
+        """Whether ``name`` is to be refused now (counts one request of a matching fault)."""
+        with self._lock:
+            fault = next((f for f in self._faults if name.startswith(f.prefix)), None)
+            if fault is None:
+                return False
+            if fault.passes_left > 0:
+                fault.passes_left -= 1
+                return False
+            return True
+
+    def snapshot(self) -> list[dict[str, object]]:
+        with self._lock:
+            return [{"prefix": f.prefix, "after": f.passes_left} for f in self._faults]
 
 
 class RangeNotSatisfiable(Exception):
@@ -69,8 +145,18 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return first, size - 1 if last is None else min(last, size - 1)
 
 
-def send_file(handler: BaseHTTPRequestHandler, path: Path, *, head_only: bool = False) -> None:
-    """Answer a GET/HEAD with ``path``: 200, 206 for a satisfiable Range, 416 otherwise."""
+def send_file(
+    handler: BaseHTTPRequestHandler,
+    path: Path,
+    *,
+    head_only: bool = False,
+    ledger: FileLedger | None = None,
+    name: str = "",
+) -> None:
+    """Answer a GET/HEAD with ``path``: 200, 206 for a satisfiable Range, 416 otherwise.
+
+    With a ``ledger``, the body bytes written are recorded under ``name``, also when the client
+    leaves early."""
     size = path.stat().st_size
     try:
         span = parse_range(handler.headers.get("Range"), size)
@@ -92,10 +178,12 @@ def send_file(handler: BaseHTTPRequestHandler, path: Path, *, head_only: bool = 
     handler.send_header("Accept-Ranges", "bytes")
     handler.end_headers()
     if head_only or length == 0:
+        if ledger is not None:
+            ledger.record(name, 0)
         return
+    remaining = length
     with path.open("rb") as source:
         source.seek(first)
-        remaining = length
         try:
             while remaining > 0:
                 chunk = source.read(min(_CHUNK, remaining))
@@ -106,3 +194,6 @@ def send_file(handler: BaseHTTPRequestHandler, path: Path, *, head_only: bool = 
         except (BrokenPipeError, ConnectionResetError):
             # Downloaders that test resume hang up mid-file on purpose.
             _LOG.info("client left %s after %d of %d bytes", path.name, length - remaining, length)
+        finally:
+            if ledger is not None:
+                ledger.record(name, length - remaining)

@@ -28,6 +28,7 @@ as CI's ``make test`` has.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -40,22 +41,27 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from evsed.errors import EvsedError
 from evsed_devtools.harness import wait_for
+from evsed_devtools.rauc_tools import (
+    MAKE_DEV_KEYS,
+    RAUC_DIR,
+    MiB,
+    RaucSandboxError,
+    find_tool,
+    mkfs_ext4,
+    run_tool,
+    sign_bundle,
+    write_os_release,
+    write_random,
+)
 
-RAUC_DIR = Path(__file__).resolve().parents[2] / "rauc"
+__all__ = ["MAKE_DEV_KEYS", "RAUC_DIR", "MiB", "RaucSandbox", "RaucSandboxError", "sign_bundle"]
+
 SYSTEM_CONF_TEMPLATE = RAUC_DIR / "system.conf.test.in"
 BOOTLOADER_BACKEND = RAUC_DIR / "sandbox-bootloader"
-MAKE_DEV_KEYS = RAUC_DIR / "make-dev-keys"
 BOOTLOADER_DIR_ENV = "EVSED_SANDBOX_BOOTLOADER_DIR"
 
 SLOTS = ("A", "B")  # bootnames; RAUC's slot names are rootfs.0 and rootfs.1
-MiB = 1024 * 1024
-_SBIN_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
-
-
-class RaucSandboxError(EvsedError):
-    """The sandbox could not be set up or a tool it drives failed."""
 
 
 @dataclass(frozen=True)
@@ -89,13 +95,18 @@ class RaucSandbox:
         boot_attempts: int = 3,
         count_every_boot: bool = False,
         slot_size: int = 16 * MiB,
+        casync_store: str = "",
     ) -> None:
+        """``casync_store``: where RAUC's casync fetches the chunks of a casync bundle (a device
+        points it at evsed's chunk relay), given as ``[casync] install-args=--store=URL`` as
+        on a device (see rauc/system.conf.pi4-uboot for why not ``storepath``)."""
         self.workdir = workdir
         self.compatible = compatible
         self.initial_version = initial_version
         self.boot_attempts = boot_attempts
         self.count_every_boot = count_every_boot
         self.slot_size = slot_size
+        self.casync_store = casync_store
         self.system_conf = workdir / "system.conf"
         self.keys_dir = workdir / "keys"
         self.keyring = self.keys_dir / "dev" / "ca.cert.pem"
@@ -122,15 +133,15 @@ class RaucSandbox:
                 raise RaucSandboxError(f"{script} is missing or not executable")
         for directory in (self.data_dir, self.mount_dir, self.bootloader_dir, self.bundles_dir):
             directory.mkdir(parents=True, exist_ok=True)
-        _run(str(MAKE_DEV_KEYS), str(self.keys_dir / "dev"))
+        run_tool(str(MAKE_DEV_KEYS), str(self.keys_dir / "dev"))
         # Another developer's keys: their CA is not in the keyring, so their bundles must fail
         # verification (same subject names as ours; the key identifiers tell them apart).
-        _run(str(MAKE_DEV_KEYS), str(self.keys_dir / "other"))
+        run_tool(str(MAKE_DEV_KEYS), str(self.keys_dir / "other"))
         with tempfile.TemporaryDirectory(dir=self.workdir, prefix="slot-a-") as tmp:
             root = Path(tmp)
-            _write_os_release(root, self.initial_version)
-            _mkfs_ext4(self.slot_devices["A"], self.slot_size, root)
-        _mkfs_ext4(self.slot_devices["B"], self.slot_size, None)
+            write_os_release(root, self.initial_version)
+            mkfs_ext4(self.slot_devices["A"], self.slot_size, root)
+        mkfs_ext4(self.slot_devices["B"], self.slot_size, None)
         self._write_system_conf()
         self._write_bootloader_env(
             {
@@ -155,6 +166,8 @@ class RaucSandbox:
         }
         for name, value in values.items():
             text = text.replace(f"@{name}@", value)
+        if self.casync_store:
+            text += f"\n[casync]\ninstall-args=--store={self.casync_store}\n"
         self.system_conf.write_text(text)
 
     def _start_bus(self) -> None:
@@ -326,6 +339,22 @@ class RaucSandbox:
             for bootname, slot in slots.items()
         }
 
+    def flash(self, bootname: str, image: Path) -> None:
+        """Write a file-system image into a slot, as the factory does (RAUC is not told)."""
+        if image.stat().st_size > self.slot_size:
+            raise RaucSandboxError(f"{image} is larger than a slot ({self.slot_size} bytes)")
+        with open(image, "rb") as source, open(self.slot_devices[bootname], "r+b") as slot:
+            shutil.copyfileobj(source, slot, MiB)
+
+    def slot_sha256(self, bootname: str, size: int) -> str:
+        """SHA-256 of the first ``size`` bytes of a slot (an image's length)."""
+        digest = hashlib.sha256()
+        with open(self.slot_devices[bootname], "rb") as slot:
+            while size > 0 and (block := slot.read(min(MiB, size))):
+                digest.update(block)
+                size -= len(block)
+        return digest.hexdigest()
+
     def image_version(self, bootname: str) -> str | None:
         """VERSION_ID of /etc/os-release inside a slot image (None: no such file or line)."""
         for line in (self._read_slot_file(bootname, "/etc/os-release") or "").splitlines():
@@ -336,7 +365,7 @@ class RaucSandbox:
     def _read_slot_file(self, bootname: str, path: str) -> str | None:
         """A file inside a slot image, read with debugfs: no mount, no root needed."""
         result = subprocess.run(
-            [_tool("debugfs"), "-R", f"cat {path}", str(self.slot_devices[bootname])],
+            [find_tool("debugfs"), "-R", f"cat {path}", str(self.slot_devices[bootname])],
             capture_output=True,
             text=True,
             timeout=30,
@@ -373,11 +402,11 @@ class RaucSandbox:
         with tempfile.TemporaryDirectory(dir=self.workdir, prefix="bundle-") as tmp:
             root, content = Path(tmp) / "rootfs", Path(tmp) / "content"
             content.mkdir()
-            _write_os_release(root, version)
+            write_os_release(root, version)
             if payload_bytes:
-                _write_random(root / "var" / "lib" / "evsed-sandbox-payload.bin", payload_bytes)
+                write_random(root / "var" / "lib" / "evsed-sandbox-payload.bin", payload_bytes)
             image_size = max(8 * MiB, -(-(payload_bytes + 4 * MiB) // MiB) * MiB)
-            _mkfs_ext4(content / "rootfs.ext4", image_size, root)
+            mkfs_ext4(content / "rootfs.ext4", image_size, root)
             manifest = [
                 "[update]",
                 f"compatible={compatible}",
@@ -397,15 +426,7 @@ class RaucSandbox:
                 hook.chmod(0o755)
                 manifest += ["", "[hooks]", "filename=hook.sh", "hooks=install-check"]
             (content / "manifest.raucm").write_text("\n".join(manifest) + "\n")
-            _run(
-                "rauc",
-                "bundle",
-                f"--cert={keys / 'signing.cert.pem'}",
-                f"--key={keys / 'signing.key.pem'}",
-                f"--keyring={keys / 'ca.cert.pem'}",
-                str(content),
-                str(output),
-            )
+            sign_bundle(content, output, keys)
         return output
 
     # -- tearing down -----------------------------------------------------------------------
@@ -440,43 +461,3 @@ def _stop(proc: subprocess.Popen[Any]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-def _tool(name: str) -> str:
-    """Find a tool also in /usr/sbin and /sbin, which a non-root PATH often lacks."""
-    path = shutil.which(name, path=_SBIN_PATH)
-    if path is None:
-        raise RaucSandboxError(f"{name} is not installed")
-    return path
-
-
-def _run(*command: str) -> None:
-    result = subprocess.run(
-        [_tool(command[0]), *command[1:]], capture_output=True, text=True, timeout=120
-    )
-    if result.returncode != 0:
-        raise RaucSandboxError(
-            f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}{result.stderr}"
-        )
-
-
-def _write_os_release(root: Path, version: str) -> None:
-    (root / "etc").mkdir(parents=True, exist_ok=True)
-    (root / "etc" / "os-release").write_text(
-        f'NAME="evsed sandbox"\nID=evsed-sandbox\nVERSION_ID={version}\n'
-        f'PRETTY_NAME="evsed sandbox image {version}"\n'
-    )
-
-
-def _write_random(path: Path, size: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as out:
-        for offset in range(0, size, MiB):
-            out.write(os.urandom(min(MiB, size - offset)))
-
-
-def _mkfs_ext4(image: Path, size: int, source: Path | None) -> None:
-    """An ext4 file system image of ``size`` bytes, filled from ``source`` if given."""
-    with open(image, "wb") as out:
-        out.truncate(size)
-    _run("mkfs.ext4", "-q", "-F", *(["-d", str(source)] if source else []), str(image))

@@ -108,7 +108,8 @@ def format_status(status: dict[str, Any]) -> str:
     line = f"firmware {firmware.get('version', '?')}  updates {firmware.get('updates', '?')}"
     if firmware.get("update"):
         update = firmware["update"]
-        line += f"  update {update['status']} ({update['phase']})"
+        kind = ", delta" if update.get("delta") else ""
+        line += f"  update {update['status']} ({update['phase']}{kind})"
     lines.append(line)
     if rauc:
         slots = "  ".join(

@@ -96,6 +96,7 @@ async def download(
     min_free_bytes: int = 0,
     progress: Progress | None = None,
     chunk_size: int = 64 * 1024,
+    log_level: int = logging.INFO,
 ) -> Path:
     """Fetch ``url`` (http, https or ftp) into ``dest``, resuming ``dest``.part; return ``dest``.
 
@@ -124,6 +125,7 @@ async def download(
         chunk_size=chunk_size,
         progress=progress,
         loop=asyncio.get_running_loop(),
+        log_level=log_level,
     )
     worker = asyncio.ensure_future(asyncio.to_thread(transfer.run))
     # After a cancellation nobody awaits the worker: fetch its outcome so asyncio does not
@@ -272,8 +274,10 @@ class _Transfer:
         chunk_size: int,
         progress: Progress | None,
         loop: asyncio.AbstractEventLoop,
+        log_level: int = logging.INFO,
     ) -> None:
         self.safe_url = redact_url(url)
+        self._log_level = log_level
         try:
             parts = urlsplit(url)
             parts.port  # noqa: B018 -- raises ValueError for a port that is not a number
@@ -326,7 +330,7 @@ class _Transfer:
         if offset:
             _LOG.info("resuming %s at byte %d into %s", self.safe_url, offset, self.part.path)
         else:
-            _LOG.info("downloading %s into %s", self.safe_url, self.part.path)
+            _LOG.log(self._log_level, "downloading %s into %s", self.safe_url, self.part.path)
         try:
             for attempt in range(2):
                 try:
@@ -351,7 +355,8 @@ class _Transfer:
             raise self._network_error(exc) from exc
         finally:
             self.part.close()
-        _LOG.info(
+        _LOG.log(
+            self._log_level,
             "downloaded %s to %s: %d bytes in %.1f s",
             self.safe_url,
             path,

@@ -51,6 +51,7 @@ class FirmwareInfo:
                 "status": update.last_status,
                 "location": update.location,
                 "version": update.bundle_version,
+                "delta": bool(update.store_url),
             },
             "rauc": _slots(self.slots),
         }

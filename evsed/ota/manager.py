@@ -10,6 +10,8 @@ other`` + reboot, and InstallationFailed from the old slot. Each status is a ver
 :class:`~evsed.store.outbox.Report` in the durable outbox, committed with the phase it reports,
 so it is sent exactly once; the CSMS client turns it into its version's message. The charger
 (an :class:`~evsed.port.UpdateHost`) says which connectors are busy, holds them and reboots.
+A casync bundle (a delta update) goes the same way; its install fetches the chunks the running
+slot lacks through the chunk relay, with retries of its own (:mod:`evsed.ota.delta`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from typing import Any
 
 from evsed.clock import iso, parse_iso
 from evsed.config import OtaConfig
+from evsed.ota import delta
 from evsed.ota import state as ota_state
+from evsed.ota.chunks import ChunkRelay
 from evsed.ota.download import DownloadError, download
 from evsed.ota.rauc import Rauc, RaucError, SystemStatus
 from evsed.ota.state import FirmwareStatus, UpdatePhase, UpdateState
@@ -67,6 +71,16 @@ class FirmwareManager:
         self._now = now
         self.state: UpdateState | None = None
         self._task: asyncio.Task[None] | None = None
+        self._relay = (
+            ChunkRelay(
+                config.casync_relay_port,
+                download_dir / "chunks",
+                ca_file=config.ca_file or None,
+                min_free_bytes=config.min_free_mb * 1024 * 1024,
+            )
+            if config.casync_relay_port
+            else None
+        )
 
     # -- requests from the CSMS ---------------------------------------------------------------
 
@@ -244,7 +258,15 @@ class FirmwareManager:
             reason = f"bundle is for {info.compatible!r}, this system is {system.compatible!r}"
             await self._finish(FirmwareStatus.INSTALLATION_FAILED, reason)
             return False
-        await self._save(bundle_version=info.version)
+        store_url = ""
+        if info.casync:
+            store_url, problem = delta.chunk_store(
+                state.location, self._config.casync_store_url, self._relay
+            )
+            if problem:
+                await self._finish(FirmwareStatus.INSTALLATION_FAILED, problem)
+                return False
+        await self._save(bundle_version=info.version, store_url=store_url)
         return True
 
     async def _wait_until_installable(self) -> None:
@@ -280,7 +302,7 @@ class FirmwareManager:
                     phase=UpdatePhase.INSTALLING,
                     previous_slot=before.booted,
                 )
-            await self._rauc.install(state.file)
+            await self._rauc_install(state)
             after = await self._rauc.status()
         except RaucError as exc:
             log.error("rauc install failed: %s", exc)
@@ -296,8 +318,25 @@ class FirmwareManager:
         await self._report(FirmwareStatus.INSTALL_REBOOTING, **changes)
         with contextlib.suppress(OSError):
             Path(state.file).unlink()
+        if self._relay is not None:
+            await self._relay.clear_cache()
         log.warning("firmware %s installed to slot %s: rebooting", state.bundle_version, expected)
         self._host.request_restart("Reboot")
+
+    async def _rauc_install(self, state: UpdateState) -> None:
+        if not state.store_url:
+            return await self._rauc.install(state.file)
+        assert self._relay is not None  # _verify refuses casync bundles without a relay
+        return await delta.install(
+            self._rauc,
+            self._relay,
+            state.file,
+            state.store_url,
+            attempts=state.install_attempts,
+            retries=state.retries,
+            retry_interval_s=state.retry_interval_s,
+            count_attempt=lambda attempts: self._save(install_attempts=attempts),
+        )
 
     async def _after_reboot(self) -> None:
         state = self._require()
@@ -389,6 +428,8 @@ class FirmwareManager:
         for leftover in (state.file, state.file + ".part") if state.file else ():
             with contextlib.suppress(OSError):
                 Path(leftover).unlink()
+        if self._relay is not None:
+            await self._relay.clear_cache()
 
     async def security_event(self, kind: str, info: str) -> None:
         """A security event of the Security Whitepaper's list (``kind``, e.g.

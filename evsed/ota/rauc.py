@@ -23,10 +23,16 @@ class RaucError(EvsedError):
     """``rauc`` failed; the message is RAUC's own explanation."""
 
 
+#: Image file names of a casync bundle (``rauc convert``): blob and directory-tree indexes.
+CASYNC_INDEX_SUFFIXES = (".caibx", ".caidx")
+
+
 @dataclass(frozen=True, slots=True)
 class BundleInfo:
     compatible: str
     version: str
+    #: A casync bundle: its images are indexes, installed from a chunk store (a delta update).
+    casync: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +116,17 @@ class Rauc:
         """Verify the bundle's signature against ``keyring`` and read its manifest."""
         out = await self._run("info", f"--keyring={keyring}", "--output-format=json", bundle)
         data = _json(out)
+        files = [
+            str(image.get("filename") or "")
+            for entry in data.get("images") or []
+            if isinstance(entry, dict)
+            for image in entry.values()
+            if isinstance(image, dict)
+        ]
         return BundleInfo(
-            compatible=str(data.get("compatible", "")), version=str(data.get("version") or "")
+            compatible=str(data.get("compatible", "")),
+            version=str(data.get("version") or ""),
+            casync=any(name.endswith(CASYNC_INDEX_SUFFIXES) for name in files),
         )
 
     async def install(self, bundle: str, timeout: float = 1800.0) -> None:

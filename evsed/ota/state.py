@@ -68,6 +68,8 @@ class UpdateState:
     previous_slot: str = ""
     expected_slot: str = ""
     health_deadline: str = ""
+    store_url: str = ""  # a delta (casync) bundle's chunk store; "" for a full bundle
+    install_attempts: int = 0  # delta installs that failed fetching chunks
 
     def evolve(self, **changes: object) -> UpdateState:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]

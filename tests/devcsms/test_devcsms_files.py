@@ -108,3 +108,69 @@ def test_parse_range_edge_cases() -> None:
     for header in ("bytes=10-", "bytes=-0"):
         with pytest.raises(RangeNotSatisfiable):
             parse_range(header, 10)
+
+
+def _json(csms: DevCsms, path: str, body: dict[str, object] | None = None) -> object:
+    import json
+
+    url = urlsplit(csms.http_url)
+    connection = http.client.HTTPConnection(url.hostname or "", url.port, timeout=5)
+    try:
+        if body is None:
+            connection.request("GET", path)
+        else:
+            connection.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        assert response.status == 200, response.read()
+        return json.loads(response.read())
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> dict[str, bytes]:
+    """A casync-like chunk store: a directory tree two levels deep."""
+    chunks = {}
+    for name in ("ab12/ab12aa.cacnk", "ab12/ab12bb.cacnk", "cd34/cd34cc.cacnk"):
+        path = tmp_path / "files" / "v2.castr" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        chunks[f"v2.castr/{name}"] = os.urandom(3000)
+        path.write_bytes(chunks[f"v2.castr/{name}"])
+    return chunks
+
+
+async def test_a_directory_tree_is_served_with_ranges_and_counted(
+    csms: DevCsms, firmware: bytes, store: dict[str, bytes]
+) -> None:
+    for name, data in store.items():
+        assert _request(csms, f"/files/{name}")[2] == data
+    status, _, body = _request(csms, "/files/v2.castr/cd34/cd34cc.cacnk", {"Range": "bytes=1000-"})
+    assert (status, body) == (206, store["v2.castr/cd34/cd34cc.cacnk"][1000:])
+    _request(csms, "/files/fw.bin", method="HEAD")
+    served = _json(csms, "/api/files/served?prefix=v2.castr/")
+    assert served == {
+        "bytes": 3 * 3000 + 2000,
+        "requests": 4,
+        "paths": {
+            "v2.castr/ab12/ab12aa.cacnk": {"bytes": 3000, "requests": 1},
+            "v2.castr/ab12/ab12bb.cacnk": {"bytes": 3000, "requests": 1},
+            "v2.castr/cd34/cd34cc.cacnk": {"bytes": 5000, "requests": 2},
+        },
+    }
+    everything = _json(csms, "/api/files/served")
+    assert isinstance(everything, dict)
+    assert everything["paths"]["fw.bin"] == {"bytes": 0, "requests": 1}  # HEAD: no body
+    assert _json(csms, "/api/files/served/reset", {}) == {"bytes": 0, "requests": 0, "paths": {}}
+
+
+async def test_a_store_can_disappear_after_some_requests(
+    csms: DevCsms, firmware: bytes, store: dict[str, bytes]
+) -> None:
+    _json(csms, "/api/files/faults", {"prefix": "v2.castr/", "mode": "gone", "after": 2})
+    statuses = [_request(csms, f"/files/{name}")[0] for name in store]
+    assert statuses == [200, 200, 404]
+    assert _request(csms, "/files/fw.bin")[0] == 200  # other files are still there
+    assert _json(csms, "/api/files/served?prefix=v2.castr/")["requests"] == 2  # type: ignore[index]
+    _json(csms, "/api/files/faults", {"prefix": "v2.castr/", "mode": "normal"})
+    assert _request(csms, "/files/v2.castr/cd34/cd34cc.cacnk")[0] == 200
+    assert _json(csms, "/api/files/faults") == []
