@@ -40,6 +40,7 @@ from evsed.store.db import Database
 from evsed.store.health import StorageHealth
 from evsed.store.profiles import ProfileStore
 from evsed.store.transactions import TransactionStore
+from hal.iec61851 import duty_to_current
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ RESET_STOP_WAIT_S = 10.0  # EV_STOP_GRACE_S plus margin: transactions end before
 SHUTDOWN_COMMIT_S = 5.0  # how long a stop may wait for its commit while the daemon stops
 CHARGE_POINT = 0
 SCHEDULE_CHECK_S = 60.0  # at the latest, limits are worked out again this often
+DUTY_TAKEN_WAIT_S = 0.6  # the MCU reports every 100 ms; its failsafe acts after 500 ms
 
 
 class Charger:
@@ -92,6 +94,7 @@ class Charger:
         self._wall = wall_clock
         self._in_session: set[int] = set()
         self._rebalancing = False
+        self._raise_later: asyncio.Task[None] | None = None
         self._limits_changed = asyncio.Event()
         if hardware.site_meter is not None:
             self.limits.site = SiteLoad(
@@ -355,13 +358,36 @@ class Charger:
                 ]
                 if not changes:
                     return
-                # Every limit that goes down before any that goes up.
+                # Every limit that goes down before any that goes up; and a limit goes up
+                # only once every MCU has taken the lowered duties (its status frame says
+                # so), so that even for a moment the offers never add up to more.
                 lowered = [(a, r) for a, r in changes if _below(a, r.state.limit_a)]
                 raised = [(a, r) for a, r in changes if not _below(a, r.state.limit_a)]
-                for amps, runner in lowered + raised:
+                for amps, runner in lowered:
+                    runner.set_limit(amps)
+                if raised and not all(_duty_taken(r) for r in self._runners.values()):
+                    if self._raise_later is None or self._raise_later.done():
+                        self._raise_later = asyncio.create_task(self._raise_when_taken())
+                        self._tasks.add(self._raise_later)
+                        self._raise_later.add_done_callback(self._tasks.discard)
+                    return
+                for amps, runner in raised:
                     runner.set_limit(amps)
         finally:
             self._rebalancing = False
+
+    async def _raise_when_taken(self) -> None:
+        """Apply the raised limits once the MCUs report the lowered duties (or after
+        DUTY_TAKEN_WAIT_S: an MCU that does not report drops its PWM on its own)."""
+        deadline = asyncio.get_running_loop().time() + DUTY_TAKEN_WAIT_S
+        while asyncio.get_running_loop().time() < deadline:
+            if all(_duty_taken(r) for r in self._runners.values()):
+                break
+            await asyncio.sleep(0.01)
+        else:
+            log.warning("an MCU did not report its lowered duty; raising the others anyway")
+        self._raise_later = None
+        self._rebalance()
 
     def _sessions_changed(self) -> None:
         """Note when transactions begin (relative schedules count from there) and when
@@ -423,6 +449,15 @@ class Charger:
     def _storage_changed(self, ok: bool) -> None:
         for runner in self._runners.values():
             runner.set_fault(Fault.STORAGE_FAILURE, not ok)
+
+
+def _duty_taken(runner: ConnectorRunner) -> bool:
+    """Whether the connector's MCU offers no more than the host asks (its last status frame's
+    duty); a connector without a link to its MCU offers nothing (the MCU's failsafe)."""
+    status = runner.pilot_status
+    if status is None or not runner.pilot_link_ok:
+        return True
+    return duty_to_current(status.duty) <= runner.offered_current_a + 0.05
 
 
 def _below(amps: float | None, current: float | None) -> bool:
