@@ -48,6 +48,16 @@ class CsmsConfig:
     reconnect_max_s: float = 300.0
     ping_interval_s: float = 60.0
     outbox_max_messages: int = 10000
+    # Security Whitepaper: the profile to start with (the CSMS may raise it), and the initial
+    # credentials (files in <state_dir>/security may provide them instead).
+    security_profile: int = 0
+    allow_unencrypted: bool = False
+    authorization_key: str = ""
+    ca_file: str = ""
+    client_cert: str = ""
+    client_key: str = ""
+    cpo_name: str = ""
+    max_message_bytes: int = 262144
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ def check_values(config: Config, path: Path) -> None:
             "must be >= csms.reconnect_min_s",
         ),
         (config.csms.ping_interval_s >= 0, "csms.ping_interval_s", "must be >= 0 (0 = off)"),
+        *_security_checks(config),
         (
             config.csms.outbox_max_messages >= 100,
             "csms.outbox_max_messages",
@@ -101,6 +102,46 @@ def check_values(config: Config, path: Path) -> None:
         if not ok:
             raise ConfigError(path, key, problem)
     _check_across_connectors(config, path)
+
+
+def _security_checks(config: Config) -> list[tuple[bool, str, str]]:
+    """The security profile and the URL must agree (Security Whitepaper section 2)."""
+    csms = config.csms
+    plain = csms.url.startswith("ws://")
+    key = csms.authorization_key
+    return [
+        (csms.security_profile in (0, 1, 2, 3), "csms.security_profile", "must be 0, 1, 2 or 3"),
+        (
+            not (plain and csms.security_profile >= 2),
+            "csms.url",
+            f"security profile {csms.security_profile} needs a wss:// URL",
+        ),
+        (
+            not (plain and csms.security_profile == 1) or csms.allow_unencrypted,
+            "csms.url",
+            "security profile 1 over ws:// sends the password unencrypted: use wss:// (profile"
+            " 2), or set csms.allow_unencrypted = true (only on a trusted network, e.g. a VPN)",
+        ),
+        (
+            not key or (len(key) % 2 == 0 and 32 <= len(key) <= 40 and _hex(key)),
+            "csms.authorization_key",
+            "must be 32 to 40 hexadecimal digits (16 to 20 bytes)",
+        ),
+        (
+            bool(csms.client_cert) == bool(csms.client_key),
+            "csms.client_key",
+            "csms.client_cert and csms.client_key go together",
+        ),
+        (
+            1024 <= csms.max_message_bytes <= 4 * 1024 * 1024,
+            "csms.max_message_bytes",
+            "must be between 1024 and 4194304",
+        ),
+    ]
+
+
+def _hex(text: str) -> bool:
+    return all(c in "0123456789abcdefABCDEF" for c in text)
 
 
 def _connector_checks(c: ConnectorConfig, where: str) -> list[tuple[bool, str, str]]:

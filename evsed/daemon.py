@@ -14,13 +14,19 @@ from evsed.clock import utcnow
 from evsed.config import Config
 from evsed.control.server import ControlServer
 from evsed.control.target import ControlTarget
+from evsed.errors import ConfigError
 from evsed.hardware import build_hardware
 from evsed.ocpp import adapters
-from evsed.ota.certificates import CertificateStore
 from evsed.ota.info import FirmwareInfo
 from evsed.ota.manager import FirmwareManager
 from evsed.ota.rauc import Rauc
 from evsed.port import CsmsSessions, RestartKind
+from evsed.security.certificates import CertificateStore
+from evsed.security.connection import ConnectionSecurity
+from evsed.security.credentials import KEY_FILE, Credentials, CredentialsError
+from evsed.security.events import SecurityEvent, SecurityEvents
+from evsed.security.services import SecurityServices
+from evsed.security.watch import storage_listener, watch_clock
 from evsed.store.db import Database
 from evsed.store.health import StorageHealth
 from evsed.store.outbox import Outbox
@@ -64,21 +70,23 @@ class Daemon:
         rauc = Rauc(config.ota.rauc)
         if config.ota.enabled:
             await firmware.read_slots(rauc)
+        security = await asyncio.to_thread(_security, config, db, outbox, storage)
+        storage.subscribe(storage_listener(security.events, lambda: storage.error))
+        await security.events.record(SecurityEvent.STARTUP, f"evsed {firmware.version}")
         adapter = adapters.load(config.csms.protocol)
         sessions = adapter.sessions(config, db, storage, outbox, now=utcnow)
         charger = self.charger = Charger(config, hardware, db, storage, sessions, clock=loop.time)
         if self._terminated:
             charger.terminate()
-        manager, certificates = _firmware_updates(
-            config, db, outbox, rauc, charger, sessions, firmware
-        )
+        manager = _firmware_updates(config, db, outbox, rauc, charger, sessions, firmware, security)
         client = self.client = adapter.client(
             config,
             charger,
             sessions,
             outbox,
             storage,
-            firmware=(manager, certificates) if manager and certificates else None,
+            firmware=(manager, security.manufacturer_roots) if manager else None,
+            security=security,
             firmware_version=firmware.version,
             now=utcnow,
         )
@@ -105,6 +113,7 @@ class Daemon:
             tasks = [
                 asyncio.create_task(client.run(), name="csms"),
                 asyncio.create_task(sdnotify.watchdog_loop(), name="watchdog"),
+                asyncio.create_task(watch_clock(security.events), name="clock"),
             ]
             sdnotify.notify("READY=1")
             log.info(
@@ -116,6 +125,10 @@ class Daemon:
                 client.snapshot()["url"],
             )
             await charger.stop_requested.wait()
+            if charger.restart:
+                await security.events.record(
+                    SecurityEvent.RESET_OR_REBOOT, f"{charger.restart} restart"
+                )
         finally:
             sdnotify.notify("RELOADING=1" if charger.restart else "STOPPING=1")
             log.info("shutting down: opening contactors first")
@@ -143,12 +156,12 @@ def _firmware_updates(
     charger: Charger,
     sessions: CsmsSessions,
     firmware: FirmwareInfo,
-) -> tuple[FirmwareManager | None, CertificateStore | None]:
-    """Firmware updates through RAUC (``[ota]``); (None, None) when disabled."""
+    security: SecurityServices,
+) -> FirmwareManager | None:
+    """Firmware updates through RAUC (``[ota]``); None when disabled."""
     ota = config.ota
     if not ota.enabled:
-        return None, None
-    certificates = CertificateStore(config.state_dir / "certs", ota.manufacturer_root)
+        return None
 
     async def health() -> str | None:
         """The post-update health check: the hardware, and the CSMS accepted our boot."""
@@ -163,9 +176,65 @@ def _firmware_updates(
         rauc,
         charger,
         download_dir=Path(ota.download_dir) if ota.download_dir else config.state_dir / "ota",
-        roots=certificates.roots,
+        roots=security.manufacturer_roots.roots,
         health=health,
         now=utcnow,
         slots_changed=firmware.slots_changed,
+        security=security.events,
     )
-    return manager, certificates
+    return manager
+
+
+def _security(
+    config: Config, db: Database, outbox: Outbox, storage: StorageHealth
+) -> SecurityServices:
+    """The security log, the credentials of the security profile and the root certificates
+    (a file I/O step, run in a thread). Credentials that cannot be used stop the daemon with
+    a configuration error naming what to fix."""
+    events = SecurityEvents(db, outbox, storage, now=utcnow)
+    credentials = Credentials(config.state_dir / "security", config.csms)
+    source = config.source
+    try:
+        credentials.load()
+    except CredentialsError as exc:
+        raise ConfigError(source, "csms", str(exc)) from None
+    csms_roots = CertificateStore(
+        config.state_dir / "certs-csms", config.csms.ca_file, label="CSMS root"
+    )
+    profile = credentials.active.profile
+    if profile in (1, 2) and not credentials.active.authorization_key:
+        raise ConfigError(
+            source,
+            "csms.authorization_key",
+            f"security profile {profile} needs an AuthorizationKey (here, or in"
+            f" {credentials.directory / KEY_FILE})",
+        )
+    if profile >= 2 and not csms_roots.roots():
+        raise ConfigError(
+            source,
+            "csms.ca_file",
+            f"security profile {profile} needs a CentralSystemRootCertificate (here, or"
+            f" installed in {csms_roots.directory})",
+        )
+    if profile == 3 and (credentials.client_cert is None or credentials.client_key is None):
+        raise ConfigError(
+            source,
+            "csms.client_cert",
+            f"security profile 3 needs a charge point certificate and key (here, or"
+            f" {credentials.directory}/client.pem and client.key)",
+        )
+    if profile == 0 and config.csms.url.startswith("ws://"):
+        log.warning(
+            "security profile 0 over ws://: no encryption and no credentials (development and"
+            " trusted networks only)"
+        )
+    connection = ConnectionSecurity(
+        config.csms.url.rstrip("/") + "/" + config.charger.id,
+        config.charger.id,
+        credentials,
+        csms_roots,
+        events,
+        now=utcnow,
+    )
+    manufacturer = CertificateStore(config.state_dir / "certs", config.ota.manufacturer_root)
+    return SecurityServices(events, connection, manufacturer, db)

@@ -16,8 +16,9 @@ from evsed.port import Charger, CsmsSessions
 
 if TYPE_CHECKING:
     from evsed.config import Config
-    from evsed.ota.certificates import CertificateStore
     from evsed.ota.manager import FirmwareManager
+    from evsed.security.certificates import CertificateStore
+    from evsed.security.services import SecurityServices
     from evsed.store.db import Database
     from evsed.store.health import StorageHealth
     from evsed.store.outbox import Outbox
@@ -74,6 +75,7 @@ class Adapter(Protocol):
         storage: StorageHealth,
         *,
         firmware: tuple[FirmwareManager, CertificateStore] | None,
+        security: SecurityServices,
         firmware_version: str,
         now: Callable[[], datetime],
     ) -> CsmsClient: ...

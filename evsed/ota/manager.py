@@ -33,6 +33,7 @@ from evsed.ota.download import DownloadError, download
 from evsed.ota.rauc import Rauc, RaucError, SystemStatus
 from evsed.ota.state import FirmwareStatus, UpdatePhase, UpdateState
 from evsed.port import UpdateHost
+from evsed.security.events import SecurityEvent, SecurityEvents
 from evsed.store.db import Database
 from evsed.store.outbox import Outbox, Report
 
@@ -58,8 +59,12 @@ class FirmwareManager:
         health: HealthCheck,
         now: Callable[[], datetime],
         slots_changed: Callable[[SystemStatus], None] | None = None,
+        security: SecurityEvents | None = None,
     ) -> None:
+        """``security``: where security events go (the security log and the CSMS); without
+        it they are queued for the CSMS only."""
         self._slots_changed = slots_changed
+        self._security = security
         self._config = config
         self._db = db
         self._outbox = outbox
@@ -369,6 +374,11 @@ class FirmwareManager:
                 reason = f"mark-good failed: {exc}"
             else:
                 log.warning("firmware %s committed in slot %s", state.bundle_version, system.booted)
+                if self._security is not None:
+                    await self._security.record(
+                        SecurityEvent.FIRMWARE_UPDATED,
+                        f"firmware {state.bundle_version} in slot {system.booted}",
+                    )
                 await self._finish(FirmwareStatus.INSTALLED, "health check passed")
                 await self.refresh_slots()
                 return
@@ -433,7 +443,10 @@ class FirmwareManager:
 
     async def security_event(self, kind: str, info: str) -> None:
         """A security event of the Security Whitepaper's list (``kind``, e.g.
-        InvalidFirmwareSignature), queued durably for the CSMS."""
+        InvalidFirmwareSignature): in the security log, and queued durably for the CSMS."""
+        if self._security is not None:
+            await self._security.record(SecurityEvent(kind), info)
+            return
         timestamp = _iso(self._now())
         payload = {"type": kind, "timestamp": timestamp, "tech_info": info[:255]}
         await self._outbox.report(Report.SECURITY_EVENT, payload, timestamp, None)

@@ -18,7 +18,7 @@ What the central system sends, and what we expect of it:
     accepted when its length matches the curve.
 
 The certificate is checked against the manufacturer root certificates (installed with
-InstallCertificate, see :mod:`evsed.ota.certificates`), RFC 5280 style but without
+InstallCertificate, see :mod:`evsed.security.certificates`), RFC 5280 style but without
 revocation (no CRL/OCSP): every link's signature, issuer/subject names, validity at ``now``
 for every certificate including the root, issuers must be CAs (basicConstraints CA:TRUE,
 keyCertSign when keyUsage is present, pathLenConstraint honoured), the leaf needs

@@ -1,14 +1,18 @@
-"""Manufacturer root certificates for SignedUpdateFirmware (OCPP 1.6 Security Whitepaper,
-use case M05 "Install CA certificate", InstallCertificate with certificateType
-ManufacturerRootCertificate; M03/M04 GetInstalledCertificateIds / DeleteCertificate).
+"""Root certificates the charger trusts (OCPP 1.6 Security Whitepaper, use cases M03/M04/M05:
+GetInstalledCertificateIds, DeleteCertificate, InstallCertificate): one store per
+certificateType, ManufacturerRootCertificate (SignedUpdateFirmware) and
+CentralSystemRootCertificate (the CSMS's TLS server certificate, security profiles 2 and 3).
 
 Each installed certificate is one PEM file named by its SHA-256 fingerprint,
 ``<fingerprint>.pem``, in a directory on the data partition, so certificates survive A/B
 updates and a rollback. Writes are atomic (temporary file, fsync, rename, fsync of the
 directory): after a power cut a certificate is either fully there or not at all.
 
-The configured ``[ota] manufacturer_root`` file (part of the image) is trusted as well; it may
-hold several PEM certificates and cannot be deleted over OCPP.
+A configured file (part of the image: ``[ota] manufacturer_root``, ``[csms] ca_file``) is
+trusted as well; it may hold several PEM certificates and cannot be deleted over OCPP.
+
+Certificates are identified as in OCSP (RFC 6960) with SHA-256, SHA-384 or SHA-512, whichever
+the CSMS names (edition 3 of the whitepaper).
 
 Synchronous file I/O: call the methods through ``asyncio.to_thread``.
 """
@@ -32,6 +36,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 log = logging.getLogger(__name__)
 
 InstallStatus = Literal["Accepted", "Rejected", "Failed"]
+HASHES = {"SHA256": hashlib.sha256, "SHA384": hashlib.sha384, "SHA512": hashlib.sha512}
 DeleteStatus = Literal["Accepted", "Failed", "NotFound"]
 
 
@@ -60,9 +65,12 @@ class CertificateStore:
         directory: Path,
         extra_root_file: str = "",
         *,
+        label: str = "manufacturer root",
         max_certificates: int | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        """``label`` names the store's certificates in the log."""
+        self.label = label
         self.directory = directory
         self.extra_root_file = extra_root_file
         self.max_certificates = max_certificates
@@ -98,7 +106,7 @@ class CertificateStore:
         name = fingerprint(certificate) + ".pem"
         installed = self._installed()
         if any(path.name == name for _, path in installed):
-            log.info("manufacturer root %s is already installed", name)
+            log.info("%s %s is already installed", self.label, name)
             return "Accepted"
         if self.max_certificates is not None and len(installed) >= self.max_certificates:
             log.warning(
@@ -110,27 +118,39 @@ class CertificateStore:
         except OSError as exc:
             log.error("InstallCertificate failed: cannot store %s: %s", name, exc)
             return "Failed"
-        log.info("manufacturer root installed: %s (%s)", certificate.subject.rfc4514_string(), name)
+        log.info("%s installed: %s (%s)", self.label, certificate.subject.rfc4514_string(), name)
         return "Accepted"
 
-    def list_hashes(self) -> list[CertificateHashData]:
-        """GetInstalledCertificateIds for ManufacturerRootCertificate: installed and configured."""
+    def list_hashes(self, algorithm: str = "SHA256") -> list[CertificateHashData]:
+        """GetInstalledCertificateIds: installed and configured certificates."""
         everything = self.roots()
-        return [hash_data(cert, everything) for cert in everything]
+        return [hash_data(cert, everything, algorithm) for cert in everything]
 
-    def delete(self, wanted: CertificateHashData) -> DeleteStatus:
+    def delete(
+        self,
+        wanted: CertificateHashData,
+        in_use: Callable[[x509.Certificate], bool] = lambda _: False,
+    ) -> DeleteStatus:
         """DeleteCertificate.req. Certificates from the configured file cannot be deleted
-        (Failed): they are part of the read-only image."""
+        (Failed): they are part of the read-only image; nor one that ``in_use`` says the
+        current connection relies on (M04.FR.06)."""
         everything = self.roots()
         for certificate, path in self._installed():
             if _matches(certificate, everything, wanted):
+                if in_use(certificate):
+                    log.warning(
+                        "DeleteCertificate refused: %s %s is in use",
+                        self.label,
+                        certificate.subject.rfc4514_string(),
+                    )
+                    return "Failed"
                 try:
                     path.unlink()
                     _fsync_directory(self.directory)
                 except OSError as exc:
                     log.error("DeleteCertificate failed: %s: %s", path, exc)
                     return "Failed"
-                log.info("manufacturer root deleted: %s", certificate.subject.rfc4514_string())
+                log.info("%s deleted: %s", self.label, certificate.subject.rfc4514_string())
                 return "Accepted"
         for certificate in self._configured():
             if _matches(certificate, everything, wanted):
@@ -172,7 +192,7 @@ class CertificateStore:
             try:
                 found.append((x509.load_pem_x509_certificate(path.read_bytes()), path))
             except (OSError, ValueError) as exc:
-                log.warning("ignoring unreadable manufacturer root %s: %s", path, exc)
+                log.warning("ignoring unreadable %s %s: %s", self.label, path, exc)
         return found
 
     def _configured(self) -> list[x509.Certificate]:
@@ -181,7 +201,7 @@ class CertificateStore:
         try:
             return x509.load_pem_x509_certificates(Path(self.extra_root_file).read_bytes())
         except (OSError, ValueError) as exc:
-            log.warning("ignoring manufacturer root file %s: %s", self.extra_root_file, exc)
+            log.warning("ignoring %s file %s: %s", self.label, self.extra_root_file, exc)
             return []
 
 
@@ -191,15 +211,22 @@ def fingerprint(certificate: x509.Certificate) -> str:
     return hashlib.sha256(certificate.public_bytes(Encoding.DER)).hexdigest()
 
 
-def hash_data(certificate: x509.Certificate, known: list[x509.Certificate]) -> CertificateHashData:
+def hash_data(
+    certificate: x509.Certificate, known: list[x509.Certificate], algorithm: str = "SHA256"
+) -> CertificateHashData:
     """issuerNameHash over the DER issuer name; issuerKeyHash over the issuer's public key bits
     (as in an OCSP CertID, RFC 6960) when the issuer is the certificate itself or among
     ``known``; otherwise over the authorityKeyIdentifier, which still names the issuer's key
-    consistently between GetInstalledCertificateIds and DeleteCertificate."""
+    consistently between GetInstalledCertificateIds and DeleteCertificate. ``algorithm`` is
+    SHA256, SHA384 or SHA512 (ValueError otherwise)."""
+    digest = HASHES.get(algorithm.upper())
+    if digest is None:
+        raise ValueError(f"unknown hash algorithm {algorithm!r}")
     return CertificateHashData(
-        issuer_name_hash=hashlib.sha256(certificate.issuer.public_bytes()).hexdigest(),
-        issuer_key_hash=hashlib.sha256(_issuer_key_bits(certificate, known)).hexdigest(),
+        issuer_name_hash=digest(certificate.issuer.public_bytes()).hexdigest(),
+        issuer_key_hash=digest(_issuer_key_bits(certificate, known)).hexdigest(),
         serial_number=format(certificate.serial_number, "x"),
+        hash_algorithm=algorithm.upper(),
     )
 
 
@@ -209,10 +236,11 @@ def _matches(
     """Issuer name and serial number identify a certificate (RFC 5280 4.1.2.2). The key hash is
     not compared: it depends on whether the issuer is installed, which may have changed since
     GetInstalledCertificateIds listed it."""
-    own = hash_data(certificate, known)
+    if wanted.hash_algorithm.upper() not in HASHES:
+        return False
+    own = hash_data(certificate, known, wanted.hash_algorithm)
     return (
-        wanted.hash_algorithm.upper() == own.hash_algorithm
-        and wanted.issuer_name_hash.lower() == own.issuer_name_hash
+        wanted.issuer_name_hash.lower() == own.issuer_name_hash
         and wanted.serial_number.lower().lstrip("0") == own.serial_number.lstrip("0")
     )
 

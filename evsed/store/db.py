@@ -82,6 +82,16 @@ MIGRATIONS: list[str] = [
         body TEXT NOT NULL
     );
     """,
+    # 6: the security log (Security Whitepaper A04.FR.04): every security event, bounded
+    """
+    CREATE TABLE security_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        type TEXT NOT NULL,
+        tech_info TEXT NOT NULL DEFAULT '',
+        notified INTEGER NOT NULL DEFAULT 0
+    );
+    """,
 ]
 
 

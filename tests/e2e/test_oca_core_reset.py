@@ -44,6 +44,13 @@ def _reset_without_transaction(csms: DevCsms, start_evsed: Callable[..., Evsed],
     ]
     assert [m["payload"]["connectorId"] for m in calls[2:]] == [0, 1, 1]
     assert evsed.proc.pid == pid and evsed.proc.poll() is None
+    # The Security Whitepaper's events: the reset, then the start that followed it.
+    events = [
+        m["payload"]["type"]
+        for m in csms.calls("CP01", "SecurityEventNotification")
+        if m["i"] >= start
+    ]
+    assert events == ["ResetOrReboot", "StartupOfTheDevice"]
 
 
 def test_tc_013_hard_reset_without_transaction(

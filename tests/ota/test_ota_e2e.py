@@ -379,8 +379,14 @@ def test_kill_9_during_download_resumes_with_range_and_reports_once(rig: OtaRig)
 # -- SignedUpdateFirmware (OCPP 1.6 Security Whitepaper) ---------------------------------------
 
 
-def security_events(rig: OtaRig) -> list[str]:
-    return [m["payload"]["type"] for m in rig.csms.calls(CP, "SecurityEventNotification")]
+LIFECYCLE = {"StartupOfTheDevice", "ResetOrReboot", "FirmwareUpdated"}
+
+
+def security_events(rig: OtaRig, *, lifecycle: bool = False) -> list[str]:
+    """The security events the CSMS received; without the start, reset and update ones,
+    which every update brings (``lifecycle``: only those)."""
+    types = [m["payload"]["type"] for m in rig.csms.calls(CP, "SecurityEventNotification")]
+    return [t for t in types if (t in LIFECYCLE) == lifecycle]
 
 
 def test_signed_update_with_a_root_installed_by_the_csms(rig: OtaRig) -> None:
@@ -420,6 +426,13 @@ def test_signed_update_with_a_root_installed_by_the_csms(rig: OtaRig) -> None:
         )
     ]
     assert security_events(rig) == []
+    wait_for(lambda: "FirmwareUpdated" in security_events(rig, lifecycle=True), what="event")
+    assert security_events(rig, lifecycle=True) == [
+        "StartupOfTheDevice",
+        "ResetOrReboot",
+        "StartupOfTheDevice",
+        "FirmwareUpdated",
+    ]
 
 
 def test_signed_update_with_a_bad_signature_is_refused_before_install(rig: OtaRig) -> None:

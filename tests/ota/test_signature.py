@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from evsed.ota.certificates import CertificateHashData, CertificateStore, fingerprint
 from evsed.ota.signature import FirmwareSignatureError, verify_firmware
+from evsed.security.certificates import CertificateHashData, CertificateStore, fingerprint
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC)

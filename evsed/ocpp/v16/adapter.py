@@ -22,15 +22,17 @@ from evsed.ocpp.v16.delivery import OutboxDelivery
 from evsed.ocpp.v16.firmware import FirmwareOperations
 from evsed.ocpp.v16.operations import CsmsOperations
 from evsed.ocpp.v16.sampler import MeterSampler
+from evsed.ocpp.v16.security import SecurityOperations
 from evsed.ocpp.v16.service import OcppV16Service, boot_request
 from evsed.ocpp.v16.sessions import V16Sessions
 from evsed.ocpp.v16.smart_charging import SmartCharging
 from evsed.ocpp.v16.statuses import StatusReporter
 from evsed.ocpp.v16.trigger import TriggeredMessages
-from evsed.ota.certificates import CertificateStore
 from evsed.ota.manager import FirmwareManager
 from evsed.ota.state import FirmwareStatus
 from evsed.port import Charger, CsmsSessions
+from evsed.security.certificates import CertificateStore
+from evsed.security.services import SecurityServices
 from evsed.store.db import Database
 from evsed.store.health import StorageHealth
 from evsed.store.outbox import Outbox
@@ -66,6 +68,7 @@ class V16Adapter:
         storage: StorageHealth,
         *,
         firmware: tuple[FirmwareManager, CertificateStore] | None,
+        security: SecurityServices,
         firmware_version: str,
         now: Callable[[], datetime],
     ) -> V16Client:
@@ -77,6 +80,7 @@ class V16Adapter:
             outbox,
             storage,
             firmware=firmware,
+            security=security,
             firmware_version=firmware_version,
             now=now,
         )
@@ -94,6 +98,7 @@ class V16Client:
         storage: StorageHealth,
         *,
         firmware: tuple[FirmwareManager, CertificateStore] | None,
+        security: SecurityServices,
         firmware_version: str,
         now: Callable[[], datetime],
         wall_seconds: Callable[[], float] = time.time,
@@ -102,11 +107,22 @@ class V16Client:
         self._sessions = sessions
         self._outbox = outbox
         self.link = CsmsLink(
-            config.csms.url.rstrip("/") + "/" + config.charger.id,
+            csms_url(config),
             subprotocol=SUBPROTOCOL,
             reconnect_min_s=config.csms.reconnect_min_s,
             reconnect_max_s=config.csms.reconnect_max_s,
             ping_interval_s=keys.get_int("WebSocketPingInterval"),
+            security=security.connection,
+            max_message_bytes=config.csms.max_message_bytes,
+        )
+        self.security = SecurityOperations(
+            config,
+            security.db,
+            security.connection,
+            security.manufacturer_roots,
+            security.events,
+            sessions.calls,
+            now=now,
         )
         self._firmware = (
             FirmwareOperations(firmware[0], firmware[1], now=now) if firmware is not None else None
@@ -145,6 +161,7 @@ class V16Client:
                 now=now,
             ),
             SmartCharging(charger, keys, sessions.transactions, now=wall_seconds),
+            self.security,
             self.statuses,
             self.delivery,
             firmware_version=firmware_version,
@@ -160,6 +177,7 @@ class V16Client:
         self._tasks = [
             asyncio.create_task(self.service.run(), name="ocpp"),
             asyncio.create_task(self.sampler.run(), name="sampler"),
+            asyncio.create_task(self.security.watch_expiry(), name="certificate-expiry"),
         ]
         await asyncio.gather(*self._tasks)
 
@@ -187,6 +205,7 @@ class V16Client:
             "connection": str(self.link.state),
             "registration": self._sessions.calls.registration,
             "last_error": self.link.last_error,
+            "security_profile": self.security.connection.profile,
         }
 
     def connector_status(self, connector_id: int) -> tuple[str, str]:
@@ -215,6 +234,11 @@ class V16Client:
         self.ops.apply_key(key)
         self.service.key_changed(key)
         self.sampler.key_changed(key)
+
+
+def csms_url(config: Config) -> str:
+    """The configured URL with the charger id appended (OCPP-J 1.6 §3.1.1)."""
+    return config.csms.url.rstrip("/") + "/" + config.charger.id
 
 
 ADAPTER = V16Adapter()

@@ -24,6 +24,7 @@ from evsed.ocpp import rpc
 from evsed.ocpp.v16.configuration_keys import FEATURE_PROFILES
 from evsed.ocpp.v16.firmware import FirmwareHandlers
 from evsed.ocpp.v16.operations import CsmsOperations
+from evsed.ocpp.v16.security import SecurityHandlers, SecurityOperations
 from evsed.ocpp.v16.smart_charging import ProfileRefused, SmartCharging, SmartChargingHandlers
 from evsed.ocpp.v16.trigger import TriggeredMessages, TriggerHandlers
 
@@ -53,7 +54,7 @@ PROFILE_ACTIONS: dict[str, frozenset[str]] = {
     "RemoteTrigger": frozenset({"TriggerMessage"}),
 }
 # Served only with [ota] enabled: the firmware manager does the work.
-FIRMWARE_ACTIONS = frozenset({"UpdateFirmware", "SignedUpdateFirmware", "InstallCertificate"})
+FIRMWARE_ACTIONS = frozenset({"UpdateFirmware", "SignedUpdateFirmware"})
 
 _ACTIONS = frozenset(str(a.value) for a in Action)
 # OCPP-J 1.6 §4.2.3 spellings of the RPC error kinds.
@@ -83,6 +84,7 @@ def supported_profiles(actions: frozenset[str]) -> list[str]:
 
 class V16ChargePoint(
     TriggerHandlers,
+    SecurityHandlers,
     SmartChargingHandlers,
     FirmwareHandlers,
     ChargePoint,  # type: ignore[misc]  # ocpp ships no type hints
@@ -98,12 +100,14 @@ class V16ChargePoint(
         ops: CsmsOperations,
         triggers: TriggeredMessages,
         smart: SmartCharging,
+        security: SecurityOperations,
         *,
         firmware_updates: bool,
         **kw: Any,
     ):
         super().__init__(charger_id, connection, **kw)
         self._ops = ops
+        self._security = security
         self._triggers = triggers
         self._smart = smart
         self._remote_start_accepted = False
@@ -248,18 +252,32 @@ class V16ChargePoint(
     def on_get_configuration(
         self, key: list[str] | None = None, **_: Any
     ) -> call_result.GetConfiguration:
+        # The Security Whitepaper's keys are served beside the §9 ones (AuthorizationKey is
+        # write-only: asked for, it is unknown).
         known, unknown = self._ops.get_configuration(key)
+        secured = self._security.entries(key or None)[0]
+        unknown = [
+            k for k in unknown if not self._security.owns(k) or k.casefold() == "authorizationkey"
+        ]
         return call_result.GetConfiguration(
-            configuration_key=known or None, unknown_key=unknown or None
+            configuration_key=[*known, *secured] or None, unknown_key=unknown or None
         )
 
     @on(Action.change_configuration)
     async def on_change_configuration(
         self, key: str, value: str, **_: Any
     ) -> call_result.ChangeConfiguration:
-        # Persisted (fsync) before the answer, in a worker thread: the loop runs the safety path.
-        status = await asyncio.to_thread(self._ops.change_configuration, key, value)
+        if self._security.owns(key):
+            status = await self._security.change_key(key, value)
+        else:
+            # Persisted (fsync) before the answer, in a worker thread: the loop runs the
+            # safety path.
+            status = await asyncio.to_thread(self._ops.change_configuration, key, value)
         return call_result.ChangeConfiguration(status=status)
+
+    @after(Action.change_configuration)
+    def after_change_configuration(self, **_: Any) -> None:
+        self._security.answered()  # new security settings: reconnect with them now
 
     @on(Action.clear_cache)
     async def on_clear_cache(self, **_: Any) -> call_result.ClearCache:

@@ -1,6 +1,6 @@
 """Firmware Management and the Security Whitepaper's signed-update operations:
-UpdateFirmware (§6.xx of the Firmware Management profile), SignedUpdateFirmware,
-InstallCertificate (ManufacturerRootCertificate).
+UpdateFirmware (§6.xx of the Firmware Management profile) and SignedUpdateFirmware (the
+manufacturer roots it checks against are installed through :mod:`evsed.ocpp.v16.security`).
 
 The handler mixin answers; :class:`FirmwareOperations` decides and hands the work to the
 :class:`evsed.ota.manager.FirmwareManager`. With ``[ota]`` disabled these actions are not routed
@@ -22,8 +22,8 @@ from ocpp.v16.enums import Action
 from evsed.ota.state import FirmwareStatus, UpdateState
 
 if TYPE_CHECKING:
-    from evsed.ota.certificates import CertificateStore
     from evsed.ota.manager import FirmwareManager
+    from evsed.security.certificates import CertificateStore
 
 log = logging.getLogger(__name__)
 
@@ -93,12 +93,6 @@ class FirmwareOperations:
             return "Rejected"
         return "AcceptedCanceled" if replacing else "Accepted"
 
-    async def install_certificate(self, certificate_type: str, certificate: str) -> str:
-        if certificate_type != "ManufacturerRootCertificate":
-            # Central system roots belong to the TLS security profiles, not handled here.
-            return "Rejected"
-        return await asyncio.to_thread(self._certs.install, certificate)
-
     def status(self) -> tuple[FirmwareStatus, int | None]:
         """(status, requestId) for a triggered FirmwareStatusNotification: Idle when nothing is
         going on; requestId while a signed update runs."""
@@ -151,10 +145,3 @@ class FirmwareHandlers:
             request_id, firmware, retries, retry_interval
         )
         return call_result.SignedUpdateFirmware(status=status)
-
-    @on(Action.install_certificate)
-    async def on_install_certificate(
-        self, certificate_type: str, certificate: str, **_: Any
-    ) -> call_result.InstallCertificate:
-        status = await self._firmware.install_certificate(certificate_type, certificate)
-        return call_result.InstallCertificate(status=status)

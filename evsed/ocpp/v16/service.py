@@ -24,6 +24,7 @@ from evsed.ocpp.v16.charge_point import V16ChargePoint
 from evsed.ocpp.v16.configuration import ConfigurationKeys
 from evsed.ocpp.v16.delivery import OutboxDelivery
 from evsed.ocpp.v16.operations import CsmsOperations
+from evsed.ocpp.v16.security import SecurityOperations
 from evsed.ocpp.v16.smart_charging import SmartCharging
 from evsed.ocpp.v16.statuses import StatusReporter
 from evsed.ocpp.v16.trigger import TriggeredMessages
@@ -45,6 +46,7 @@ class OcppV16Service:
         ops: CsmsOperations,
         triggers: TriggeredMessages,
         smart: SmartCharging,
+        security: SecurityOperations,
         statuses: StatusReporter,
         delivery: OutboxDelivery,
         *,
@@ -57,6 +59,7 @@ class OcppV16Service:
         self._ops = ops
         self._triggers = triggers
         self._smart = smart
+        self._security = security
         self._statuses = statuses
         self._delivery = delivery
         self.firmware_version = firmware_version
@@ -76,6 +79,7 @@ class OcppV16Service:
             self._ops,
             self._triggers,
             self._smart,
+            self._security,
             firmware_updates=self._ops.firmware is not None,
             response_timeout=self._config.csms.call_timeout_s,
         )
@@ -90,10 +94,13 @@ class OcppV16Service:
                 return
             booted.result()
             self._calls.current = cp
+            # The queued messages follow the statuses of the moment: the CSMS hears what the
+            # charger looks like before what happened while it was away.
+            reported = asyncio.Event()
             workers = [
                 asyncio.create_task(self._heartbeats(cp)),
-                asyncio.create_task(self._statuses.run(cp)),
-                asyncio.create_task(self._delivery.run(cp)),
+                asyncio.create_task(self._statuses.run(cp, reported)),
+                asyncio.create_task(self._deliver(cp, reported)),
             ]
             done, _ = await asyncio.wait({reader, *workers}, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
@@ -108,6 +115,10 @@ class OcppV16Service:
             for task in outbox:
                 task.cancel()
             await asyncio.gather(reader, *workers, return_exceptions=True)
+
+    async def _deliver(self, cp: V16ChargePoint, reported: asyncio.Event) -> None:
+        await reported.wait()
+        await self._delivery.run(cp)
 
     async def _boot(self, cp: V16ChargePoint) -> None:
         """BootNotification until Accepted; once accepted, reconnects skip it (§4.2)."""

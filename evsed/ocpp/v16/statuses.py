@@ -80,8 +80,9 @@ class StatusReporter:
         status = self.current_status(CHARGE_POINT)[0]
         self._changes.put_nowait((CHARGE_POINT, status, "LocalListConflict", self._iso_now()))
 
-    async def run(self, cp: V16ChargePoint) -> None:
-        """One connection's statuses: the current ones first, then each change."""
+    async def run(self, cp: V16ChargePoint, reported: asyncio.Event | None = None) -> None:
+        """One connection's statuses: the current ones first (then ``reported`` is set), then
+        each change."""
         while not self._changes.empty():
             self._changes.get_nowait()
         self._online = True
@@ -89,6 +90,8 @@ class StatusReporter:
             for connector_id in (CHARGE_POINT, *self._charger.connectors):
                 status = self._last[connector_id] = self.current_status(connector_id)
                 await self._send(cp, connector_id, *status, self._iso_now())
+            if reported is not None:
+                reported.set()
             while True:
                 change = await self._changes.get()
                 self._sending = True
