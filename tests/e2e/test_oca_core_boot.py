@@ -61,9 +61,7 @@ def test_tc_002_cold_boot_charge_point_pending(
     assert {m["action"] for m in calls if m["i"] < accepted} == {"BootNotification"}
     assert len(boots) >= 2
     assert all(gap >= 0.9 for gap in seconds_between(boots)), boots
-    after = [
-        m for m in calls if m["i"] > accepted and m["action"] != "SecurityEventNotification"
-    ]
+    after = [m for m in calls if m["i"] > accepted and m["action"] != "SecurityEventNotification"]
     assert labels(after[:2]) == ["Status:Available", "Status:Available"]
     assert after[2]["action"] == "Heartbeat"
 
