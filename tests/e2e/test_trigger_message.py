@@ -23,14 +23,14 @@ def _trigger(csms: DevCsms, message: str, connector_id: int | None = None) -> st
     return status
 
 
-def _answer_then_message(csms: DevCsms, message: str) -> tuple[int, int]:
-    """Journal positions of the last TriggerMessage answer and of the triggered CALL after it."""
+def _answer_then_message(csms: DevCsms, message: str, before: int) -> tuple[int, int]:
+    """Journal positions of the last TriggerMessage answer and of the first ``message`` CALL
+    after the ``before`` that were in the journal when the trigger was sent."""
     answer = [
         m for m in csms.messages("CP01") if m["type"] == 3 and m["action"] == "TriggerMessage"
     ][-1]
     triggered = wait_for(
-        lambda: [m for m in csms.calls("CP01", message) if m["i"] > answer["i"] - 5][-1:],
-        what=f"triggered {message}",
+        lambda: csms.calls("CP01", message)[before:], what=f"triggered {message}"
     )[0]
     return answer["i"], triggered["i"]
 
@@ -48,12 +48,12 @@ def test_trigger_message_works_without_firmware_updates_and_answers_first(
     for _ in range(3):
         before = len(csms.calls("CP01", "Heartbeat"))
         assert _trigger(csms, "Heartbeat") == "Accepted"
-        wait_for(lambda b=before: len(csms.calls("CP01", "Heartbeat")) > b, what="heartbeat")
-        answer, triggered = _answer_then_message(csms, "Heartbeat")
+        answer, triggered = _answer_then_message(csms, "Heartbeat", before)
         assert answer < triggered
     for _ in range(3):
+        before = len(csms.calls("CP01", "MeterValues"))
         assert _trigger(csms, "MeterValues", 1) == "Accepted"
-        answer, triggered = _answer_then_message(csms, "MeterValues")
+        answer, triggered = _answer_then_message(csms, "MeterValues", before)
         assert answer < triggered
     assert _trigger(csms, "StatusNotification", 1) == "Accepted"
     assert _trigger(csms, "BootNotification") == "Accepted"
