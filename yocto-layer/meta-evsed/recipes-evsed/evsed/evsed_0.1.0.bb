@@ -15,8 +15,11 @@ LIC_FILES_CHKSUM = "file://pyproject.toml;beginline=11;endline=11;md5=3358005787
 # two agree.
 
 # Built from the checkout this layer is part of (EVSED_SRC, see conf/layer.conf and the
-# layer's README). A release build would fetch a tag instead:
-#   SRC_URI = "git://github.com/evsed/evsed.git;protocol=https;branch=main;tag=v${PV}"
+# layer's README). A release build fetches its tag instead (the layer's README says how):
+#   SRC_URI = "git://github.com/evsed/evsed.git;protocol=https;branch=main"
+#   SRCREV = "<commit of the tag v${PV}>"
+# The repository's public address is not settled: HOMEPAGE, BUGTRACKER and that URL are
+# placeholders until it is.
 inherit externalsrc
 EXTERNALSRC = "${EVSED_SRC}"
 
