@@ -2,7 +2,8 @@
 SUMMARY = "evsed firmware update bundle (RAUC)"
 DESCRIPTION = "Signed RAUC bundle of evsed-image's root file system for the A/B slots of \
                rauc/system.conf.pi4-uboot, in verity format with an adaptive block-hash-index, \
-               and the repository's install-check hook (compatible, no downgrade, free space)."
+               and the repository's install-check hook (compatible, no downgrade, free space); \
+               beside it the casync bundle and chunk store of delta updates."
 HOMEPAGE = "https://github.com/evsed/evsed"
 BUGTRACKER = "https://github.com/evsed/evsed/issues"
 SECTION = "image"
@@ -20,9 +21,15 @@ RAUC_BUNDLE_SLOTS = "rootfs"
 RAUC_SLOT_rootfs = "evsed-image"
 RAUC_SLOT_rootfs[fstype] = "ext4"
 RAUC_SLOT_rootfs[rename] = "rootfs.ext4"
-# Lets a device fetch only the blocks its slots do not hold yet when installing over HTTP
-# (built into RAUC, no casync needed).
+# Lets a device fetch only the blocks its slots do not hold yet when it streams the bundle
+# over HTTP (built into RAUC).
 RAUC_SLOT_rootfs[adaptive] = "block-hash-index"
+
+# Also the delta bundle of evsed's delta updates (docs/ota.md): rauc convert turns the signed
+# bundle into a casync bundle (casync-evsed-bundle-*.raucb) and its chunk store (.castr/), as
+# rauc/make-delta-bundle does; host both side by side. The devices run casync (evsed's
+# RDEPENDS) to rebuild the image from the running slot and the chunks they lack.
+RAUC_CASYNC_BUNDLE = "1"
 
 # The install-check hook replaces RAUC's own compatible check (rauc/README.md); files/ links
 # to the repository's rauc/hook.sh.

@@ -1,7 +1,7 @@
 # RAUC system configuration and keyring of evsed devices on raspberrypi4-64 (Pi 4 and CM4):
 # the repository's rauc/system.conf.pi4-uboot (files/ links to it): U-Boot with boot-attempt
-# counting, slots A/B on mmcblk0p2/p3, verity bundles only. Other machines keep meta-rauc's
-# example, which its recipe warns about.
+# counting, slots A/B on mmcblk0p2/p3, verity bundles only, casync sent to evsed's chunk
+# relay. Other machines keep meta-rauc's example, which its recipe warns about.
 FILESEXTRAPATHS:prepend:raspberrypi4-64 := "${THISDIR}/files:"
 
 # The keyring is the CA certificate bundles must be signed under: ca.cert.pem from the

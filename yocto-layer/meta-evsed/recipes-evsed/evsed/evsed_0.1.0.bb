@@ -83,10 +83,12 @@ FILES:${PN} += "\
     ${nonarch_base_libdir}/udev/rules.d \
 "
 
-# What the device wheel imports (pyproject.toml dependencies), and the tools it runs.
-# systemd-python (the optional "systemd" extra) is not needed: evsed writes the sd_notify
-# datagram itself. RAUC's adaptive block-hash-index updates need no casync.
+# What the device wheel imports (pyproject.toml dependencies), and the tools it runs: rauc for
+# every update, casync for delta updates (RAUC runs it to rebuild the image from the running
+# slot and the chunks evsed's relay fetches; docs/ota.md). systemd-python (the optional
+# "systemd" extra) is not needed: evsed writes the sd_notify datagram itself.
 RDEPENDS:${PN} += "\
+    casync \
     python3-asyncio \
     python3-cobs \
     python3-core \
@@ -94,6 +96,7 @@ RDEPENDS:${PN} += "\
     python3-cryptography \
     python3-datetime \
     python3-gpiozero \
+    python3-html \
     python3-io \
     python3-json \
     python3-jsonschema \
@@ -101,6 +104,7 @@ RDEPENDS:${PN} += "\
     python3-logging \
     python3-math \
     python3-netclient \
+    python3-netserver \
     python3-numbers \
     python3-ocpp \
     python3-pymodbus (>= 3.16) \
