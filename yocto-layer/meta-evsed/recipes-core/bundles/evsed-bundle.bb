@@ -21,8 +21,9 @@ RAUC_BUNDLE_SLOTS = "rootfs"
 RAUC_SLOT_rootfs = "evsed-image"
 RAUC_SLOT_rootfs[fstype] = "ext4"
 RAUC_SLOT_rootfs[rename] = "rootfs.ext4"
-# Lets a device fetch only the blocks its slots do not hold yet when it streams the bundle
-# over HTTP (built into RAUC).
+# Lets a device that streams the bundle over HTTP (RAUC's streaming, which needs NBD in the
+# kernel) fetch only the blocks its slots do not hold yet. evsed downloads bundles to /data
+# before installing, so today the delta path that saves bytes is the casync bundle below.
 RAUC_SLOT_rootfs[adaptive] = "block-hash-index"
 
 # Also the delta bundle of evsed's delta updates (docs/ota.md): rauc convert turns the signed
