@@ -29,9 +29,11 @@ demo-ota: venv
 
 test: venv lint typecheck pytest
 
+# ruff, and oelint-adv over the Yocto layer's recipes (offline; yocto-layer/lint says how).
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	yocto-layer/lint $(VENV)/bin/oelint-adv
 
 typecheck: venv
 	$(VENV)/bin/mypy
