@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 
 from evsed import __version__, sdnotify
@@ -30,6 +31,7 @@ from evsed.tasks import cancel_and_wait
 log = logging.getLogger(__name__)
 
 DRAIN_S = 3.0  # how long queued messages get to reach the CSMS while stopping
+CLIENT_START_S = 5.0  # how long READY=1 waits for the CSMS client to begin connecting
 
 
 class Daemon:
@@ -102,11 +104,16 @@ class Daemon:
             await control.start()
             if manager is not None:
                 await manager.resume()
-            tasks = [
-                asyncio.create_task(client.run(), name="csms"),
-                asyncio.create_task(sdnotify.watchdog_loop(), name="watchdog"),
-            ]
-            sdnotify.notify("READY=1")
+            tasks = [asyncio.create_task(client.run(), name="csms")]
+            watchdog = sdnotify.watchdog_interval()
+            if watchdog is not None:
+                tasks.append(asyncio.create_task(sdnotify.watchdog_loop(watchdog), name="watchdog"))
+            connection = await _client_running(client, tasks[0])
+            sdnotify.notify(
+                "READY=1",
+                f"STATUS=charger {config.charger.id}: {len(charger.connectors)} connector(s),"
+                f" CSMS {connection}",
+            )
             log.info(
                 "evsed %s up: charger %s, %d connector(s), hal %s, CSMS %s",
                 firmware.version,
@@ -117,7 +124,12 @@ class Daemon:
             )
             await charger.stop_requested.wait()
         finally:
-            sdnotify.notify("RELOADING=1" if charger.restart else "STOPPING=1")
+            if charger.restart:
+                # The same process comes back (Soft reset: exec) and sends READY=1 again.
+                monotonic_us = time.monotonic_ns() // 1000
+                sdnotify.notify("RELOADING=1", f"MONOTONIC_USEC={monotonic_us}")
+            else:
+                sdnotify.notify("STOPPING=1", "STATUS=stopping: contactors open first")
             log.info("shutting down: opening contactors first")
             storage.hurry()  # a start or stop still waiting for its commit: try it now
             await charger.shutdown()
@@ -133,6 +145,25 @@ class Daemon:
                 await hardware.world.stop()
             db.close()
             log.info("stopped")
+
+
+async def _client_running(client: adapters.CsmsClient, task: asyncio.Task[None]) -> str:
+    """Wait until the CSMS client runs: its link has left its first state (connecting,
+    connected, network down, or a first attempt failed). Not until the CSMS answers: a charger
+    whose CSMS is unreachable still charges, and systemd must see it started. Returns the
+    link's state; raises what the client raised if it died first."""
+    deadline = asyncio.get_running_loop().time() + CLIENT_START_S
+    while True:
+        snapshot = client.snapshot()
+        if snapshot["connection"] != "disconnected" or snapshot.get("last_error"):
+            return str(snapshot["connection"])
+        if task.done():
+            task.result()  # raises the client's error
+            raise RuntimeError("the CSMS client stopped before it started")
+        if asyncio.get_running_loop().time() > deadline:
+            log.error("the CSMS client has not started connecting after %.0f s", CLIENT_START_S)
+            return "not started"
+        await asyncio.sleep(0.01)
 
 
 def _firmware_updates(
