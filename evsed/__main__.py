@@ -15,6 +15,7 @@ from evsed import __version__
 from evsed.config import Config, load_config
 from evsed.daemon import Daemon
 from evsed.errors import EXIT_CONFIG, EXIT_STATE_DIR, ConfigError
+from evsed.logs import setup_logging
 from evsed.store.db import StoreError
 
 log = logging.getLogger("evsed")
@@ -70,11 +71,7 @@ def _restart(kind: str, config: Config, config_path: str) -> None:
 
 
 def _setup_logging(config: Config) -> None:
-    logging.basicConfig(
-        level=config.logging.level,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    setup_logging(config.logging.level)  # the journal under systemd, else stderr
     # The ocpp library logs every frame at INFO; ours are at DEBUG in evsed.ocpp.v16.
     logging.getLogger("ocpp").setLevel(logging.WARNING)
     logging.getLogger("websockets").setLevel(logging.WARNING)
