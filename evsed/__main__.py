@@ -1,4 +1,5 @@
-"""``evsed --config FILE``: run the charge-controller daemon."""
+"""``evsed --config FILE``: run the charge-controller daemon; ``evsed check-hardware --config
+FILE``: probe the hardware it would use (:mod:`evsed.check_hardware`) and exit."""
 
 from __future__ import annotations
 
@@ -22,7 +23,16 @@ log = logging.getLogger("evsed")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="evsed", description="EV charge-controller daemon.")
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["check-hardware"]:
+        from evsed import check_hardware
+
+        return check_hardware.main(argv[1:])
+    parser = argparse.ArgumentParser(
+        prog="evsed",
+        description="EV charge-controller daemon.",
+        epilog="evsed check-hardware --config FILE: probe the hardware and exit (see --help).",
+    )
     parser.add_argument("--config", required=True, help="TOML configuration file")
     parser.add_argument("--version", action="version", version=f"evsed {__version__}")
     args = parser.parse_args(argv)
