@@ -23,10 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from evsed.config import load_config
+from evsed.control.server import SOCKET_GROUP
 from evsed.errors import EXIT_CONFIG, ConfigError
 
 EXIT_FAILED = 1
 EXIT_UNREACHABLE = 69  # EX_UNAVAILABLE: the daemon is not running
+EXIT_NOPERM = 77  # EX_NOPERM: not root, not in the socket's group
 
 
 def request(path: Path, message: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
@@ -77,6 +79,14 @@ def main(argv: list[str] | None = None) -> int:
         message.update(connector=args.connector)
     try:
         reply = request(path, message)
+    except PermissionError:
+        print(
+            f"evsectl: permission denied on {path}: the control socket is for root and the"
+            f" {SOCKET_GROUP!r} group only; run as root, or add yourself to the group"
+            f" (sudo usermod -aG {SOCKET_GROUP} $USER, then log in again)",
+            file=sys.stderr,
+        )
+        return EXIT_NOPERM
     except (OSError, ValueError) as exc:
         print(f"evsectl: cannot reach evsed at {path}: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
