@@ -19,7 +19,7 @@ from evsed.hardware import build_hardware
 from evsed.ocpp import adapters
 from evsed.ota.certificates import CertificateStore
 from evsed.ota.info import FirmwareInfo
-from evsed.ota.manager import FirmwareManager
+from evsed.ota.manager import FirmwareManager, HealthCheck
 from evsed.ota.rauc import Rauc
 from evsed.port import CsmsSessions, RestartKind
 from evsed.store.db import Database
@@ -95,6 +95,7 @@ class Daemon:
                 world=hardware.world,
                 firmware=firmware,
                 manager=manager,
+                health=health_check(charger, sessions),
             ),
         )
         tasks: list[asyncio.Task[None]] = []
@@ -166,6 +167,19 @@ async def _client_running(client: adapters.CsmsClient, task: asyncio.Task[None])
         await asyncio.sleep(0.01)
 
 
+def health_check(charger: Charger, sessions: CsmsSessions) -> HealthCheck:
+    """The health check of a boot (docs/ota.md): the hardware, and the CSMS accepted our
+    BootNotification. The firmware updater commits a slot on it; ``evsectl wait-healthy``
+    (the boot assessment unit, docs/systemd.md) waits for it."""
+
+    async def health() -> str | None:
+        if not sessions.registered:
+            return "the CSMS has not accepted our BootNotification"
+        return charger.health()
+
+    return health
+
+
 def _firmware_updates(
     config: Config,
     db: Database,
@@ -180,13 +194,6 @@ def _firmware_updates(
     if not ota.enabled:
         return None, None
     certificates = CertificateStore(config.state_dir / "certs", ota.manufacturer_root)
-
-    async def health() -> str | None:
-        """The post-update health check: the hardware, and the CSMS accepted our boot."""
-        if not sessions.registered:
-            return "the CSMS has not accepted our BootNotification"
-        return charger.health()
-
     manager = FirmwareManager(
         ota,
         db,
@@ -195,7 +202,7 @@ def _firmware_updates(
         charger,
         download_dir=Path(ota.download_dir) if ota.download_dir else config.state_dir / "ota",
         roots=certificates.roots,
-        health=health,
+        health=health_check(charger, sessions),
         now=utcnow,
         slots_changed=firmware.slots_changed,
     )
