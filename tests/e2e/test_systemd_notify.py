@@ -122,7 +122,8 @@ def test_watchdog_pings_from_the_event_loop_stop_while_it_is_stalled(
     gaps = [(later - earlier, earlier) for earlier, later in itertools.pairwise(pings)]
     longest, since = max(gaps)
     assert longest >= 1.4, f"no gap in the pings during the stall: {gaps}"
-    assert stall_from - 0.2 <= since <= stall_from + 0.3
+    # The gap lies within the evsectl call that stalled the loop (its own start-up included).
+    assert stall_from - 0.2 <= since and since + longest <= stall_to + 0.5, (since, gaps)
     # Outside the stall the pings keep their pace (generous for a loaded machine).
     others = [gap for gap, at in gaps if not stall_from - 0.2 <= at <= stall_to]
     assert others and max(others) < 0.6, others
@@ -165,3 +166,27 @@ def test_no_ready_when_start_up_fails(tmp_path: Path, notify_socket: NotifySocke
     time.sleep(0.2)  # let the reader thread take any datagram still in flight
     assert [m for _, m in notify_socket.received() if "READY" in m] == []
     assert any(m.get("STOPPING") == "1" for _, m in notify_socket.received())
+
+
+def test_soft_reset_reloads_in_the_same_process(
+    tmp_path: Path, csms: DevCsms, notify_socket: NotifySocket
+) -> None:
+    evsed = Evsed.start(tmp_path, csms.ws_url, env=_env(notify_socket))
+    try:
+        notify_socket.first("READY")
+        evsed.wait_registered()
+        assert csms.result("Reset", {"type": "Soft"}) == {"status": "Accepted"}
+        _, reloading = notify_socket.first("RELOADING")
+        assert reloading["RELOADING"] == "1"
+        assert int(reloading["MONOTONIC_USEC"]) > 0
+        # The exec'd daemon (same PID, so systemd keeps supervising it) is ready again.
+        wait_for(
+            lambda: [m for _, m in notify_socket.received() if "READY" in m][1:],
+            30,
+            "READY=1 after the reset",
+        )
+        messages = [m for _, m in notify_socket.received() if "WATCHDOG" not in m]
+        assert [next(iter(m)) for m in messages] == ["READY", "RELOADING", "READY"]
+        assert evsed.proc.poll() is None
+    finally:
+        assert evsed.stop() == 0
