@@ -14,8 +14,10 @@ PY := $(VENV)/bin/python
 # rauc, squashfs-tools, e2fsprogs, dbus and openssl run RAUC for real in the firmware-update
 # tests and in `make demo-ota` (a private D-Bus session, file-backed A/B slots, signed bundles);
 # casync makes and installs the delta (casync) bundles (rauc convert, rauc install).
+# systemd brings systemd-analyze (the unit checks) and systemd-journald (the journal logging
+# test); libsystemd-dev and pkg-config build systemd-python, the optional `systemd` extra.
 APT_PACKAGES ?= python3-venv $(if $(shell command -v node),,nodejs) $(if $(shell command -v npm),,npm) \
-	rauc squashfs-tools e2fsprogs dbus openssl casync
+	rauc squashfs-tools e2fsprogs dbus openssl casync systemd libsystemd-dev pkg-config
 SCHEMA_DIR := tests/schema
 
 .PHONY: demo demo-ota test lint typecheck pytest schema-deps system-deps venv clean
@@ -65,6 +67,8 @@ $(VENV)/.installed: pyproject.toml devcsms/pyproject.toml | system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]' -e ./devcsms
+	$(PY) -m pip install --quiet -e '.[systemd]' || echo "note: systemd-python did not build" \
+		"(it needs libsystemd-dev and pkg-config): the journal logging tests will be skipped"
 	touch $@
 
 system-deps:

@@ -1,4 +1,5 @@
-"""``evsed --config FILE``: run the charge-controller daemon."""
+"""``evsed --config FILE``: run the charge-controller daemon; ``evsed check-hardware --config
+FILE``: probe the hardware it would use (:mod:`evsed.check_hardware`) and exit."""
 
 from __future__ import annotations
 
@@ -15,13 +16,23 @@ from evsed import __version__
 from evsed.config import Config, load_config
 from evsed.daemon import Daemon
 from evsed.errors import EXIT_CONFIG, EXIT_STATE_DIR, ConfigError
+from evsed.logs import setup_logging
 from evsed.store.db import StoreError
 
 log = logging.getLogger("evsed")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="evsed", description="EV charge-controller daemon.")
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["check-hardware"]:
+        from evsed import check_hardware
+
+        return check_hardware.main(argv[1:])
+    parser = argparse.ArgumentParser(
+        prog="evsed",
+        description="EV charge-controller daemon.",
+        epilog="evsed check-hardware --config FILE: probe the hardware and exit (see --help).",
+    )
     parser.add_argument("--config", required=True, help="TOML configuration file")
     parser.add_argument("--version", action="version", version=f"evsed {__version__}")
     args = parser.parse_args(argv)
@@ -70,11 +81,7 @@ def _restart(kind: str, config: Config, config_path: str) -> None:
 
 
 def _setup_logging(config: Config) -> None:
-    logging.basicConfig(
-        level=config.logging.level,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    setup_logging(config.logging.level)  # the journal under systemd, else stderr
     # The ocpp library logs every frame at INFO; ours are at DEBUG in evsed.ocpp.v16.
     logging.getLogger("ocpp").setLevel(logging.WARNING)
     logging.getLogger("websockets").setLevel(logging.WARNING)

@@ -53,6 +53,7 @@ from evsed.charging.events import (
 from evsed.charging.faults import Fault
 from evsed.charging.session import step
 from evsed.charging.state import ConnectorState, PilotSignal, Settings
+from evsed.logs import with_fields
 from evsed.port import SessionHost
 from evsed.tasks import cancel_and_wait
 from hal.errors import MeterError
@@ -96,6 +97,7 @@ class ConnectorRunner:
         feedback_check_s: float = 0.1,
     ) -> None:
         self.connector_id = connector_id
+        self._log = with_fields(log, connector=connector_id)  # EVSED_CONNECTOR in the journal
         self.state = ConnectorState(settings=settings)
         self.pilot_status: PilotStatus | None = None
         self.meter_reading: MeterReading | None = None
@@ -149,7 +151,7 @@ class ConnectorRunner:
             async with asyncio.timeout(settle_s):
                 await self._work.join()
         except TimeoutError:
-            log.error(
+            self._log.error(
                 "connector %d: transaction work did not finish before shutdown",
                 self.connector_id,
             )
@@ -208,14 +210,25 @@ class ConnectorRunner:
         self.state, commands = step(self.state, event, self._clock())
         for command in commands:
             self._execute(command)
+        if before.faults != self.state.faults:
+            for fault in sorted(self.state.faults - before.faults):
+                self._log.warning(
+                    "connector %d: fault %s", self.connector_id, fault, extra={"fault": fault}
+                )
+            for fault in sorted(before.faults - self.state.faults):
+                self._log.info(
+                    "connector %d: fault %s cleared",
+                    self.connector_id,
+                    fault,
+                    extra={"fault": fault},
+                )
         if commands or _visible(before) != _visible(self.state):
             if commands:
-                log.info(
+                self._log.info(
                     "connector %d: %s -> %s",
                     self.connector_id,
                     type(event).__name__,
                     ", ".join(type(c).__name__ for c in commands),
-                    extra={"connector": self.connector_id},
                 )
             for listener in self._listeners:
                 listener(self)
@@ -275,7 +288,7 @@ class ConnectorRunner:
         try:
             await asyncio.wait_for(waiter, UNLOCK_ANSWER_S)
         except TimeoutError:
-            log.error("connector %d: the connector lock did not open", self.connector_id)
+            self._log.error("connector %d: the connector lock did not open", self.connector_id)
             return False
         finally:
             self._unlocked.remove(waiter)
@@ -284,11 +297,11 @@ class ConnectorRunner:
         return True
 
     def _on_link(self, ok: bool) -> None:
-        log.warning("connector %d: MCU link %s", self.connector_id, "up" if ok else "LOST")
+        self._log.warning("connector %d: MCU link %s", self.connector_id, "up" if ok else "LOST")
         self.set_fault(Fault.MCU_LINK_LOST, not ok)
 
     def _on_feedback(self, closed: bool) -> None:
-        log.debug("connector %d: contactor feedback %s", self.connector_id, closed)
+        self._log.debug("connector %d: contactor feedback %s", self.connector_id, closed)
 
     def set_fault(self, fault: Fault, active: bool) -> None:
         """Raise or clear a fault (also one found outside the connector: the database)."""
@@ -349,8 +362,11 @@ class ConnectorRunner:
         def check() -> None:
             if self._contactor.feedback_closed != expect_closed:
                 fault = Fault.CONTACTOR_STUCK_OPEN if expect_closed else Fault.CONTACTOR_WELDED
-                log.error(
-                    "connector %d: contactor feedback disagrees: %s", self.connector_id, fault
+                self._log.error(
+                    "connector %d: contactor feedback disagrees: %s",
+                    self.connector_id,
+                    fault,
+                    extra={"fault": fault},
                 )
                 self.set_fault(fault, True)
 
@@ -363,7 +379,7 @@ class ConnectorRunner:
         try:
             accepted = await self._sessions.authorize(self.connector_id, tag)
         except Exception:
-            log.exception("connector %d: authorization of a tag failed", self.connector_id)
+            self._log.exception("connector %d: authorization of a tag failed", self.connector_id)
             accepted = False
         self.feed(AuthAccepted(tag) if accepted else AuthRejected(tag))
 
@@ -374,11 +390,13 @@ class ConnectorRunner:
             try:
                 allowed = await self._sessions.may_stop(self.connector_id, started, tag)
             except Exception:
-                log.exception("connector %d: checking a stop tag failed", self.connector_id)
+                self._log.exception("connector %d: checking a stop tag failed", self.connector_id)
         if allowed:
             self.feed(StopRequested(StopReason.LOCAL))
         else:
-            log.info("connector %d: presented tag may not stop this transaction", self.connector_id)
+            self._log.info(
+                "connector %d: presented tag may not stop this transaction", self.connector_id
+            )
 
     # -- loops --------------------------------------------------------------------------------
 
@@ -388,7 +406,7 @@ class ConnectorRunner:
             try:
                 await job()
             except Exception:
-                log.exception("connector %d: transaction work failed", self.connector_id)
+                self._log.exception("connector %d: transaction work failed", self.connector_id)
             finally:
                 self._work.task_done()
 
@@ -409,7 +427,7 @@ class ConnectorRunner:
                 reading = await self._meter.read()
             except MeterError as exc:
                 self._meter_failures += 1
-                log.warning(
+                self._log.warning(
                     "connector %d: meter read failed (%d in a row): %s",
                     self.connector_id,
                     self._meter_failures,
@@ -421,7 +439,7 @@ class ConnectorRunner:
                 self.meter_reading = reading
                 self._first_reading.set()
                 if self._meter_failures:
-                    log.info("connector %d: meter readable again", self.connector_id)
+                    self._log.info("connector %d: meter readable again", self.connector_id)
                     self._meter_failures = 0
                     self.set_fault(Fault.METER_FAILURE, False)
                 self.feed(CurrentMeasured(max(reading.current_a)))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 
 from evsed import __version__, sdnotify
@@ -18,7 +19,7 @@ from evsed.errors import ConfigError
 from evsed.hardware import build_hardware
 from evsed.ocpp import adapters
 from evsed.ota.info import FirmwareInfo
-from evsed.ota.manager import FirmwareManager
+from evsed.ota.manager import FirmwareManager, HealthCheck
 from evsed.ota.rauc import Rauc
 from evsed.port import CsmsSessions, RestartKind
 from evsed.security.certificates import CertificateStore
@@ -36,6 +37,7 @@ from evsed.tasks import cancel_and_wait
 log = logging.getLogger(__name__)
 
 DRAIN_S = 3.0  # how long queued messages get to reach the CSMS while stopping
+CLIENT_START_S = 5.0  # how long READY=1 waits for the CSMS client to begin connecting
 
 
 class Daemon:
@@ -101,6 +103,7 @@ class Daemon:
                 world=hardware.world,
                 firmware=firmware,
                 manager=manager,
+                health=health_check(charger, sessions),
             ),
         )
         tasks: list[asyncio.Task[None]] = []
@@ -112,10 +115,17 @@ class Daemon:
                 await manager.resume()
             tasks = [
                 asyncio.create_task(client.run(), name="csms"),
-                asyncio.create_task(sdnotify.watchdog_loop(), name="watchdog"),
                 asyncio.create_task(watch_clock(security.events), name="clock"),
             ]
-            sdnotify.notify("READY=1")
+            watchdog = sdnotify.watchdog_interval()
+            if watchdog is not None:
+                tasks.append(asyncio.create_task(sdnotify.watchdog_loop(watchdog), name="watchdog"))
+            connection = await _client_running(client, tasks[0])
+            sdnotify.notify(
+                "READY=1",
+                f"STATUS=charger {config.charger.id}: {len(charger.connectors)} connector(s),"
+                f" CSMS {connection}",
+            )
             log.info(
                 "evsed %s up: charger %s, %d connector(s), hal %s, CSMS %s",
                 firmware.version,
@@ -130,7 +140,12 @@ class Daemon:
                     SecurityEvent.RESET_OR_REBOOT, f"{charger.restart} restart"
                 )
         finally:
-            sdnotify.notify("RELOADING=1" if charger.restart else "STOPPING=1")
+            if charger.restart:
+                # The same process comes back (Soft reset: exec) and sends READY=1 again.
+                monotonic_us = time.monotonic_ns() // 1000
+                sdnotify.notify("RELOADING=1", f"MONOTONIC_USEC={monotonic_us}")
+            else:
+                sdnotify.notify("STOPPING=1", "STATUS=stopping: contactors open first")
             log.info("shutting down: opening contactors first")
             storage.hurry()  # a start or stop still waiting for its commit: try it now
             await charger.shutdown()
@@ -148,6 +163,38 @@ class Daemon:
             log.info("stopped")
 
 
+async def _client_running(client: adapters.CsmsClient, task: asyncio.Task[None]) -> str:
+    """Wait until the CSMS client runs: its link has left its first state (connecting,
+    connected, network down, or a first attempt failed). Not until the CSMS answers: a charger
+    whose CSMS is unreachable still charges, and systemd must see it started. Returns the
+    link's state; raises what the client raised if it died first."""
+    deadline = asyncio.get_running_loop().time() + CLIENT_START_S
+    while True:
+        snapshot = client.snapshot()
+        if snapshot["connection"] != "disconnected" or snapshot.get("last_error"):
+            return str(snapshot["connection"])
+        if task.done():
+            task.result()  # raises the client's error
+            raise RuntimeError("the CSMS client stopped before it started")
+        if asyncio.get_running_loop().time() > deadline:
+            log.error("the CSMS client has not started connecting after %.0f s", CLIENT_START_S)
+            return "not started"
+        await asyncio.sleep(0.01)
+
+
+def health_check(charger: Charger, sessions: CsmsSessions) -> HealthCheck:
+    """The health check of a boot (docs/ota.md): the hardware, and the CSMS accepted our
+    BootNotification. The firmware updater commits a slot on it; ``evsectl wait-healthy``
+    (the boot assessment unit, docs/systemd.md) waits for it."""
+
+    async def health() -> str | None:
+        if not sessions.registered:
+            return "the CSMS has not accepted our BootNotification"
+        return charger.health()
+
+    return health
+
+
 def _firmware_updates(
     config: Config,
     db: Database,
@@ -162,13 +209,6 @@ def _firmware_updates(
     ota = config.ota
     if not ota.enabled:
         return None
-
-    async def health() -> str | None:
-        """The post-update health check: the hardware, and the CSMS accepted our boot."""
-        if not sessions.registered:
-            return "the CSMS has not accepted our BootNotification"
-        return charger.health()
-
     manager = FirmwareManager(
         ota,
         db,
@@ -177,7 +217,7 @@ def _firmware_updates(
         charger,
         download_dir=Path(ota.download_dir) if ota.download_dir else config.state_dir / "ota",
         roots=security.manufacturer_roots.roots,
-        health=health,
+        health=health_check(charger, sessions),
         now=utcnow,
         slots_changed=firmware.slots_changed,
         security=security.events,

@@ -9,6 +9,7 @@ evsectl --config FILE sim [--connector N] fault|clear weld|meter-offline|mcu-sil
 evsectl --config FILE sim network down|up        (charger-wide)
 evsectl --config FILE sim stall MS               (charger-wide)
 evsectl --config FILE clear-faults [--connector N]
+evsectl --config FILE wait-healthy [--timeout S]  (exit 0 once the boot's health check passes)
 
 A connector's verbs act on connector 1 unless --connector names another.
 """
@@ -19,14 +20,17 @@ import argparse
 import json
 import socket
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from evsed.config import load_config
+from evsed.control.server import SOCKET_GROUP
 from evsed.errors import EXIT_CONFIG, ConfigError
 
 EXIT_FAILED = 1
 EXIT_UNREACHABLE = 69  # EX_UNAVAILABLE: the daemon is not running
+EXIT_NOPERM = 77  # EX_NOPERM: not root, not in the socket's group
 
 
 def request(path: Path, message: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
@@ -60,7 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     clear = sub.add_parser("clear-faults", help="clear latched faults (welded contactor)")
     clear.add_argument("--connector", type=int, default=1)
+    healthy = sub.add_parser(
+        "wait-healthy",
+        help="wait until the health check passes (hardware OK, CSMS accepted the boot)",
+    )
+    healthy.add_argument("--timeout", type=float, default=300.0, help="seconds (default 300)")
     args = parser.parse_args(argv)
+    if args.cmd == "wait-healthy" and not 0 < args.timeout <= 86400:
+        parser.error("--timeout must be between 0 and 86400 seconds")
 
     try:
         config = load_config(args.config)
@@ -68,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"evsectl: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     path = Path(args.socket) if args.socket else config.control_socket
+    if args.cmd == "wait-healthy":
+        return wait_healthy(path, args.timeout)
     message: dict[str, Any] = {"cmd": args.cmd}
     if args.cmd == "sim":
         message.update(args=args.words)
@@ -77,6 +90,14 @@ def main(argv: list[str] | None = None) -> int:
         message.update(connector=args.connector)
     try:
         reply = request(path, message)
+    except PermissionError:
+        print(
+            f"evsectl: permission denied on {path}: the control socket is for root and the"
+            f" {SOCKET_GROUP!r} group only; run as root, or add yourself to the group"
+            f" (sudo usermod -aG {SOCKET_GROUP} $USER, then log in again)",
+            file=sys.stderr,
+        )
+        return EXIT_NOPERM
     except (OSError, ValueError) as exc:
         print(f"evsectl: cannot reach evsed at {path}: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
@@ -95,6 +116,33 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def wait_healthy(path: Path, timeout: float, poll_s: float = 1.0) -> int:
+    """Ask the daemon for its health check every ``poll_s`` until it passes (0) or
+    ``timeout`` runs out (1, with the last reason). A daemon not answering yet (starting up)
+    is waited for too. The boot assessment unit runs this (systemd/evsed-boot-check.service)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            reply = request(path, {"cmd": "status"}, timeout=min(10.0, timeout))
+            health = reply["status"]["health"] if reply.get("ok") else None
+            reason = (
+                reply.get("error", "no health in the status")
+                if health is None
+                else health["reason"]
+            )
+            if health is not None and health["ok"]:
+                print("healthy")
+                return 0
+        except PermissionError:
+            reason = f"permission denied on {path} (root or the {SOCKET_GROUP!r} group only)"
+        except (OSError, ValueError) as exc:
+            reason = f"cannot reach evsed at {path}: {exc}"
+        if time.monotonic() + poll_s > deadline:
+            print(f"evsectl: not healthy after {timeout:g} s: {reason}", file=sys.stderr)
+            return EXIT_FAILED
+        time.sleep(poll_s)
+
+
 def format_status(status: dict[str, Any]) -> str:
     ocpp = status["ocpp"]
     lines = [
@@ -103,6 +151,9 @@ def format_status(status: dict[str, Any]) -> str:
         f"ocpp    {ocpp['connection']}  registration {ocpp['registration'] or '-'}"
         f"  outbox {ocpp['outbox_pending']}  {ocpp['url']}",
     ]
+    health = status.get("health")
+    if health is not None:
+        lines.append(f"health  {'ok' if health['ok'] else health['reason']}")
     firmware = status.get("firmware") or {}
     rauc = firmware.get("rauc")
     line = f"firmware {firmware.get('version', '?')}  updates {firmware.get('updates', '?')}"

@@ -2,13 +2,19 @@
 
 Requests: ``{"cmd": "status"}``, ``{"cmd": "sim", "args": [...], "connector": N}``,
 ``{"cmd": "clear-faults", "connector": N}``. Replies: ``{"ok": true, ...}`` or
-``{"ok": false, "error": "..."}``. The socket is created with mode 0660.
+``{"ok": false, "error": "..."}``.
+
+The socket is created with mode 0660: its owner (the daemon's user) and group only, and root.
+Under the systemd unit both are ``evsed``; a daemon run as root hands the socket to the
+``evsed`` group when the machine has one. Whoever is in that group can drive the charger,
+including ``clear-faults``, which clears a latched contactor weld (docs/systemd.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import grp
 import json
 import logging
 import os
@@ -18,6 +24,7 @@ from typing import Any, Protocol
 log = logging.getLogger(__name__)
 
 MAX_REQUEST = 64 * 1024
+SOCKET_GROUP = "evsed"
 
 
 class ControlError(Exception):
@@ -34,9 +41,10 @@ class Controlled(Protocol):
 
 
 class ControlServer:
-    def __init__(self, path: Path, target: Controlled) -> None:
+    def __init__(self, path: Path, target: Controlled, *, group: str = SOCKET_GROUP) -> None:
         self.path = path
         self._target = target
+        self._group = group
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
@@ -47,6 +55,16 @@ class ControlServer:
             self._serve, path=str(self.path), limit=MAX_REQUEST
         )
         os.chmod(self.path, 0o660)
+        if os.geteuid() == 0:
+            self._give_to_group()
+
+    def _give_to_group(self) -> None:
+        try:
+            gid = grp.getgrnam(self._group).gr_gid
+        except KeyError:
+            log.info("no group %r: the control socket is for root only", self._group)
+            return
+        os.chown(self.path, -1, gid)
 
     async def stop(self) -> None:
         if self._server is not None:

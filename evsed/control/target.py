@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from evsed.config import Config
@@ -41,6 +42,7 @@ class ControlTarget:
         world: Any,
         firmware: FirmwareInfo,
         manager: FirmwareManager | None,
+        health: Callable[[], Awaitable[str | None]] | None = None,
     ) -> None:
         self._config = config
         self._charger = charger
@@ -50,6 +52,7 @@ class ControlTarget:
         self._world = world  # hal.sim.world.SimWorld, or None on real hardware
         self._firmware = firmware
         self._manager = manager
+        self._health = health  # None: healthy; else the reason it is not (daemon.health_check)
 
     def _connector(self, connector_id: int) -> Connector:
         connector = self._charger.connectors.get(connector_id)
@@ -99,6 +102,7 @@ class ControlTarget:
         # path, in case a worker thread is in the middle of an fsync.
         pending = await asyncio.to_thread(self._store.pending)
         client = self._client
+        unhealthy = await self._health() if self._health is not None else None
         return {
             "charger_id": self._config.charger.id,
             "firmware_version": self._firmware.version,
@@ -109,6 +113,7 @@ class ControlTarget:
                 "ok": self._storage.ok,
                 "error": self._storage.error,
             },
+            "health": {"ok": unhealthy is None, "reason": unhealthy},
             "site": self._charger.site_snapshot(),
             "connectors": [
                 connector_snapshot(

@@ -1,39 +1,10 @@
-"""The daemon as a systemd service would run it: sd_notify, SIGTERM, and refusals."""
+"""The daemon as a process: SIGTERM, refusals, the network (sd_notify: test_systemd_notify.py)."""
 
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 from evsed_devtools.harness import DevCsms, Evsed, wait_for, write_config
-
-
-def test_notifies_systemd_ready_watchdog_and_stopping(tmp_path: Path, csms: DevCsms) -> None:
-    sock_path = tmp_path / "notify.sock"
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(str(sock_path))
-    sock.settimeout(20)
-    config = write_config(tmp_path, csms.ws_url, "CP01")
-    env = {"NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "400000", "PATH": "/usr/bin:/bin"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "evsed", "--config", str(config)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        received = [sock.recv(256).decode() for _ in range(3)]
-        assert received[0] == "READY=1"
-        assert received[1:] == ["WATCHDOG=1", "WATCHDOG=1"]
-        proc.terminate()
-        while (message := sock.recv(256).decode()) == "WATCHDOG=1":
-            pass
-        assert message == "STOPPING=1"
-        assert proc.wait(20) == 0
-    finally:
-        proc.kill()
-        sock.close()
 
 
 def test_sigterm_opens_contactor_and_ends_transaction(tmp_path: Path, csms: DevCsms) -> None:
