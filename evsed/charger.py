@@ -27,18 +27,24 @@ from typing import Any
 
 from evsed.charging.events import StopReason
 from evsed.charging.faults import Fault
+from evsed.charging.reservations import Reservation, ReservationOutcome, Spot, decide
 from evsed.charging.schedules import CompositePeriod, Profile, Purpose, Unit
-from evsed.charging.state import Settings
+from evsed.charging.state import ConnectorState, Phase, Settings
+from evsed.clock import utcnow
 from evsed.config import Config, ConnectorConfig
 from evsed.connector import ConnectorRunner
+from evsed.fault_log import FaultRecorder
 from evsed.hardware import Hardware
 from evsed.limits import ChargerLimits
 from evsed.port import AvailabilityResult, RestartKind, SessionHost
+from evsed.reservations import ReservationBook, ReservedSessions
 from evsed.site import SiteLoad, charger_draw
 from evsed.store import kv
 from evsed.store.db import Database
+from evsed.store.faults import FaultStore
 from evsed.store.health import StorageHealth
 from evsed.store.profiles import ProfileStore
+from evsed.store.reservations import ReservationStore
 from evsed.store.transactions import TransactionStore
 
 log = logging.getLogger(__name__)
@@ -66,6 +72,10 @@ class Charger:
     ) -> None:
         self._db = db
         self._sessions = sessions
+        self.reservation_book = ReservationBook(ReservationStore(db), wall_clock=wall_clock)
+        self._reservations_enabled = config.reservations.enabled
+        # The connectors see the CSMS client through the reservations (§5.13).
+        gate = ReservedSessions(sessions, self.reservation_book)
         self._runners = {
             c.id: ConnectorRunner(
                 c.id,
@@ -73,7 +83,7 @@ class Charger:
                 pilot=hardware.connectors[c.id].pilot,
                 contactor=hardware.connectors[c.id].contactor,
                 meter=hardware.connectors[c.id].meter,
-                sessions=sessions,
+                sessions=gate,
                 clock=clock,
                 meter_poll_s=c.meter.poll_interval_s,
                 feedback_check_s=c.contactor.feedback_check_s,
@@ -81,6 +91,9 @@ class Charger:
             for c in config.connectors
         }
         self.hardware = hardware
+        self.fault_history = FaultRecorder(
+            FaultStore(db, config.charging.fault_history_rows), self._runners, now=utcnow
+        )
         self.restart: RestartKind | None = None
         self.stop_requested = asyncio.Event()
         self._terminating = False
@@ -101,8 +114,11 @@ class Charger:
                 changed=self._site_changed,
             )
         storage.subscribe(self._storage_changed)
+        self._holding = False
         for runner in self._runners.values():
             runner.on_change(self._rebalance)
+            runner.on_change(self._follow_reservations)
+        self.reservation_book.on_change(self._follow_reservations)
 
     # -- the port (evsed.port.Charger) --------------------------------------------------------
 
@@ -194,6 +210,54 @@ class Charger:
             return None
         return self.limits.composite(chosen, self._wall(), duration_s, unit)
 
+    # -- reservations (OCPP 1.6 §3.12, §5.13) ------------------------------------------------
+
+    @property
+    def reservations(self) -> tuple[Reservation, ...]:
+        return self.reservation_book.reservations
+
+    async def reserve(self, reservation: Reservation) -> ReservationOutcome:
+        if not self._reservations_enabled:
+            return ReservationOutcome.REJECTED
+        spots = {cid: _spot(runner.state) for cid, runner in self._runners.items()}
+        outcome = decide(
+            reservation,
+            self.reservation_book.reservations,
+            spots,
+            charger_available=self._operative,
+            now=self._wall(),
+        )
+        if outcome is ReservationOutcome.ACCEPTED:
+            await self.reservation_book.add(reservation)
+        return outcome
+
+    async def cancel_reservation(self, reservation_id: int) -> bool:
+        return await self.reservation_book.cancel(reservation_id)
+
+    def fault_reported(self, connector_id: int, vendor_error_code: str, error_code: str) -> None:
+        self.fault_history.reported(connector_id, vendor_error_code, error_code)
+
+    def may_start(self, connector_id: int, id_tag: str) -> bool:
+        return self.reservation_book.admits(connector_id, id_tag, None)
+
+    def _follow_reservations(self, _changed: ConnectorRunner | None = None) -> None:
+        """Tell each connector whether a reservation holds it, after any change of the
+        connectors or the reservations (re-entrant calls are folded into the one running)."""
+        if self._holding:
+            return
+        self._holding = True
+        try:
+            while True:
+                free = {cid: _spot(r.state).free for cid, r in self._runners.items()}
+                held = self.reservation_book.spots_changed(free)
+                changes = [r for cid, r in self._runners.items() if r.state.reserved != held[cid]]
+                if not changes:
+                    return
+                for runner in changes:
+                    runner.set_reserved(held[runner.connector_id])
+        finally:
+            self._holding = False
+
     # -- life cycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -206,6 +270,10 @@ class Charger:
             if not _stored_operative(self._db, runner.connector_id):
                 runner.set_operative(False)
         self._spawn(self._follow_schedules())
+        self._spawn(self.fault_history.run())
+        await self.reservation_book.load()
+        self._follow_reservations()
+        self._spawn(self.reservation_book.run())
         if self.limits.site is not None:
             self._spawn(self.limits.site.run())
 
@@ -445,6 +513,15 @@ def connector_settings(config: Config, connector: ConnectorConfig) -> Settings:
         c_debounce_s=c.c_debounce_s,
         require_meter=c.require_meter,
         has_lock=connector.connector_lock,
+    )
+
+
+def _spot(state: ConnectorState) -> Spot:
+    """What the reservation rules need of a connector."""
+    return Spot(
+        free=state.phase is Phase.IDLE and not state.blocking_faults and state.pending_tag is None,
+        faulted=bool(state.blocking_faults),
+        unavailable=not state.available,
     )
 
 

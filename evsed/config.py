@@ -66,6 +66,7 @@ class ChargingConfig:
     require_meter: bool = True
     ventilation_available: bool = False
     c_debounce_s: float = 0.5
+    fault_history_rows: int = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +169,14 @@ class OtaConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ReservationsConfig:
+    """Reservations (OCPP 1.6 §3.12): whether the charger accepts them, also for any connector."""
+
+    enabled: bool = True
+    connector_zero: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class LoggingConfig:
     """Log output (stderr, or the journal when running under systemd)."""
 
@@ -185,6 +194,7 @@ class Config:
     charging: ChargingConfig = field(default_factory=ChargingConfig)
     site_meter: SiteMeterConfig = field(default_factory=SiteMeterConfig)
     ota: OtaConfig = field(default_factory=OtaConfig)
+    reservations: ReservationsConfig = field(default_factory=ReservationsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     source: str = field(default="", compare=False)
 

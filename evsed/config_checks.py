@@ -71,6 +71,11 @@ def check_values(config: Config, path: Path) -> None:
             "must be between 0 and 2.5 s (contactor must close within 3 s of C)",
         ),
         (
+            10 <= config.charging.fault_history_rows <= 1_000_000,
+            "charging.fault_history_rows",
+            "must be between 10 and 1000000",
+        ),
+        (
             _valid_window(config.ota.maintenance_window),
             "ota.maintenance_window",
             'must be "" or "HH:MM-HH:MM" (UTC)',

@@ -93,6 +93,7 @@ class Daemon:
                 world=hardware.world,
                 firmware=firmware,
                 manager=manager,
+                db=db,
             ),
         )
         tasks: list[asyncio.Task[None]] = []

@@ -9,6 +9,7 @@ evsectl --config FILE sim [--connector N] fault|clear weld|meter-offline|mcu-sil
 evsectl --config FILE sim network down|up        (charger-wide)
 evsectl --config FILE sim stall MS               (charger-wide)
 evsectl --config FILE clear-faults [--connector N]
+evsectl --config FILE faults [--connector N] [--limit N] [--json]
 
 A connector's verbs act on connector 1 unless --connector names another.
 """
@@ -60,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     clear = sub.add_parser("clear-faults", help="clear latched faults (welded contactor)")
     clear.add_argument("--connector", type=int, default=1)
+    faults = sub.add_parser("faults", help="the fault history, newest first")
+    faults.add_argument("--connector", type=int, help="one connector only")
+    faults.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    faults.add_argument("--json", action="store_true", help="machine-readable output")
     args = parser.parse_args(argv)
 
     try:
@@ -75,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
             message.update(connector=args.connector)
     elif args.cmd == "clear-faults":
         message.update(connector=args.connector)
+    elif args.cmd == "faults":
+        message.update(limit=args.limit)
+        if args.connector is not None:
+            message.update(connector=args.connector)
     try:
         reply = request(path, message)
     except (OSError, ValueError) as exc:
@@ -90,9 +99,33 @@ def main(argv: list[str] | None = None) -> int:
             print(format_status(reply["status"]))
     elif args.cmd == "sim":
         print(reply["message"])
+    elif args.cmd == "faults":
+        print(
+            json.dumps(reply["faults"], indent=2) if args.json else format_faults(reply["faults"])
+        )
     else:
         print("cleared: " + (", ".join(reply["cleared"]) or "nothing"))
     return 0
+
+
+def format_faults(rows: list[dict[str, Any]]) -> str:
+    """One line per fault, newest first."""
+    if not rows:
+        return "no faults recorded"
+    lines = []
+    for row in rows:
+        if row["cleared_at"] is None:
+            until = "ACTIVE"
+        else:
+            until = f"until {row['cleared_at']}" + (
+                " (daemon stopped)" if row["ended"] == "restart" else ""
+            )
+        reported = row["reported_error_code"] or "not reported"
+        lines.append(
+            f"{row['raised_at']}  connector {row['connector_id']}  {row['fault']}  {until}"
+            f"  {row['vendor_error_code']} / {reported}  {row['info']}"
+        )
+    return "\n".join(lines)
 
 
 def format_status(status: dict[str, Any]) -> str:
@@ -125,6 +158,12 @@ def format_status(status: dict[str, Any]) -> str:
             f"site    fuse {site['fuse_a']:g} A  charger may draw {site['allowance_a']:g} A"
             f"  other loads {' / '.join(f'{a:g}' for a in others) if others else '?'} A"
             f"  meter {meter}"
+        )
+    for r in status.get("reservations") or []:
+        where = "any connector" if r["connector_id"] == 0 else f"connector {r['connector_id']}"
+        group = f" (group {r['parent_id_tag']})" if r["parent_id_tag"] else ""
+        lines.append(
+            f"reserved {where} for {r['id_tag']}{group} until {r['expires_at']}  id {r['id']}"
         )
     for c in status["connectors"]:
         faults = ", ".join(c["faults"]) or "none"

@@ -1,7 +1,8 @@
 """The local control socket: one JSON object per line in, one per line out.
 
 Requests: ``{"cmd": "status"}``, ``{"cmd": "sim", "args": [...], "connector": N}``,
-``{"cmd": "clear-faults", "connector": N}``. Replies: ``{"ok": true, ...}`` or
+``{"cmd": "clear-faults", "connector": N}``, ``{"cmd": "faults", "connector": N, "limit": N}``
+(the fault history, newest first; both optional). Replies: ``{"ok": true, ...}`` or
 ``{"ok": false, "error": "..."}``. The socket is created with mode 0660.
 """
 
@@ -31,6 +32,9 @@ class Controlled(Protocol):
         """A ``sim`` verb; ``connector_id`` None: connector 1, or a charger-wide verb."""
 
     def clear_faults(self, connector_id: int | None) -> list[str]: ...
+
+    async def faults(self, connector_id: int | None, limit: int | None) -> list[dict[str, Any]]:
+        """The fault history, newest first."""
 
 
 class ControlServer:
@@ -92,4 +96,9 @@ class ControlServer:
             return {"message": self._target.sim(args, connector)}
         if cmd == "clear-faults":
             return {"cleared": self._target.clear_faults(connector)}
+        if cmd == "faults":
+            limit = request.get("limit")
+            if limit is not None and (not isinstance(limit, int) or limit < 1):
+                raise ControlError("limit must be a positive integer")
+            return {"faults": await self._target.faults(connector, limit)}
         raise ControlError(f"unknown command {cmd!r}")

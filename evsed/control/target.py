@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from evsed.config import Config
@@ -17,6 +18,8 @@ from evsed.control.snapshot import connector_snapshot
 from evsed.ocpp.adapters import CsmsClient
 from evsed.ota.info import FirmwareInfo
 from evsed.port import Charger, Connector
+from evsed.store.db import Database
+from evsed.store.faults import fault_history
 from evsed.store.health import StorageHealth
 from evsed.store.transactions import TransactionStore
 
@@ -41,7 +44,9 @@ class ControlTarget:
         world: Any,
         firmware: FirmwareInfo,
         manager: FirmwareManager | None,
+        db: Database,
     ) -> None:
+        self._db = db
         self._config = config
         self._charger = charger
         self._client = client
@@ -94,6 +99,13 @@ class ControlTarget:
     def clear_faults(self, connector_id: int | None) -> list[str]:
         return self._connector(1 if connector_id is None else connector_id).clear_latched_faults()
 
+    async def faults(self, connector_id: int | None, limit: int | None) -> list[dict[str, Any]]:
+        if connector_id is not None:
+            self._connector(connector_id)
+        return await asyncio.to_thread(
+            fault_history, self._db, connector_id=connector_id, limit=limit
+        )
+
     async def status(self) -> dict[str, Any]:
         # Counting the outbox waits for the database lock: off the loop, which runs the safety
         # path, in case a worker thread is in the middle of an fsync.
@@ -110,6 +122,16 @@ class ControlTarget:
                 "error": self._storage.error,
             },
             "site": self._charger.site_snapshot(),
+            "reservations": [
+                {
+                    "id": r.id,
+                    "connector_id": r.connector_id,
+                    "id_tag": r.id_tag,
+                    "parent_id_tag": r.parent_id_tag,
+                    "expires_at": datetime.fromtimestamp(r.expires_at, UTC).isoformat(),
+                }
+                for r in self._charger.reservations
+            ],
             "connectors": [
                 connector_snapshot(
                     connector,

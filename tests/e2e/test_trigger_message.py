@@ -87,7 +87,13 @@ def test_supported_feature_profiles_follow_what_is_served(
     csms: DevCsms, start_evsed: Callable[..., Evsed]
 ) -> None:
     booted(start_evsed, csms)
-    assert _profiles(csms) == {"Core", "LocalAuthListManagement", "RemoteTrigger", "SmartCharging"}
+    assert _profiles(csms) == {
+        "Core",
+        "LocalAuthListManagement",
+        "RemoteTrigger",
+        "Reservation",
+        "SmartCharging",
+    }
     refused = csms.call(
         "UpdateFirmware",
         {"location": "http://127.0.0.1:1/x.raucb", "retrieveDate": "2030-01-01T00:00:00Z"},
@@ -105,6 +111,7 @@ def test_supported_feature_profiles_with_firmware_updates(
         "FirmwareManagement",
         "LocalAuthListManagement",
         "RemoteTrigger",
+        "Reservation",
         "SmartCharging",
     }
 

@@ -24,6 +24,7 @@ from evsed.ocpp import rpc
 from evsed.ocpp.v16.configuration_keys import FEATURE_PROFILES
 from evsed.ocpp.v16.firmware import FirmwareHandlers
 from evsed.ocpp.v16.operations import CsmsOperations
+from evsed.ocpp.v16.reservations import ReservationHandlers
 from evsed.ocpp.v16.smart_charging import ProfileRefused, SmartCharging, SmartChargingHandlers
 from evsed.ocpp.v16.trigger import TriggeredMessages, TriggerHandlers
 
@@ -82,6 +83,7 @@ def supported_profiles(actions: frozenset[str]) -> list[str]:
 
 
 class V16ChargePoint(
+    ReservationHandlers,
     TriggerHandlers,
     SmartChargingHandlers,
     FirmwareHandlers,
@@ -104,6 +106,7 @@ class V16ChargePoint(
     ):
         super().__init__(charger_id, connection, **kw)
         self._ops = ops
+        self._reservations = ops.reservations
         self._triggers = triggers
         self._smart = smart
         self._remote_start_accepted = False
@@ -179,7 +182,7 @@ class V16ChargePoint(
         # Decide now, act after the answer is sent (the StartTransaction must follow it).
         # §5.11, §5.16.2: a chargingProfile given here is a TxProfile for the transaction.
         self._remote_start_profile = None
-        accepted = self._ops.remote_start_possible(connector_id)
+        accepted = self._ops.remote_start_possible(connector_id, id_tag)
         if accepted and charging_profile is not None:
             try:
                 self._remote_start_profile = self._smart.check(
@@ -200,7 +203,7 @@ class V16ChargePoint(
     async def _remote_start(
         self, id_tag: str, connector_id: int | None, profile: Profile | None
     ) -> None:
-        target = self._ops.remote_start_target(connector_id)
+        target = self._ops.remote_start_target(connector_id, id_tag)
         if target is None:
             log.warning("remote start: connector %s is no longer free", connector_id)
             return

@@ -63,6 +63,8 @@ ConnectorSwitch3to1Phase-          bool   R   false                            n
   Supported (§9.4)
 MaxChargingProfilesInstalled       int    R   16                               no   smart charging
   (§9.4)
+ReserveConnectorZeroSupported      bool   R   reservations.connector_zero      no   reservations
+  (§9.3)
 =================================  =====  ==  ===============================  ===  ==============
 
 The §9.2 keys exist only when LocalAuthListManagement is a supported profile, the §9.4 keys only
@@ -87,13 +89,14 @@ MAX_VALUE_LENGTH = 500  # ChangeConfiguration.req / KeyValue: value is CiString5
 
 CORE = "Core"
 LOCAL_AUTH_LIST = "LocalAuthListManagement"
+RESERVATION = "Reservation"
 SMART_CHARGING = "SmartCharging"
 # The six feature profiles of OCPP 1.6 (§3).
 FEATURE_PROFILES = (
     CORE,
     "FirmwareManagement",
     LOCAL_AUTH_LIST,
-    "Reservation",
+    RESERVATION,
     "SmartCharging",
     "RemoteTrigger",
 )
@@ -199,6 +202,7 @@ KEYS: tuple[KeySpec, ...] = (
     _bool("LocalAuthListEnabled", True, profile=LOCAL_AUTH_LIST),
     _ro_int("LocalAuthListMaxLength", 1000, profile=LOCAL_AUTH_LIST),
     _ro_int("SendLocalListMaxLength", 1000, profile=LOCAL_AUTH_LIST),
+    _bool("ReserveConnectorZeroSupported", True, readonly=True, profile=RESERVATION),
     _ro_int("ChargeProfileMaxStackLevel", 8, profile=SMART_CHARGING),
     KeySpec(
         "ChargingScheduleAllowedChargingRateUnit",

@@ -106,8 +106,17 @@ class V16Sessions:
             self.transactions.stopped_by(connector_id, presented_tag)
         return allowed
 
-    async def start(self, connector_id: int, id_tag: str, reading: MeterReading | None) -> None:
-        await self.transactions.start(connector_id, id_tag, reading)
+    async def start(
+        self,
+        connector_id: int,
+        id_tag: str,
+        reading: MeterReading | None,
+        reservation_id: int | None = None,
+    ) -> None:
+        await self.transactions.start(connector_id, id_tag, reading, reservation_id)
+
+    def group_of(self, connector_id: int) -> str | None:
+        return self._parents.get(connector_id)
 
     async def stop(
         self, connector_id: int, reason: StopReason, reading: MeterReading | None

@@ -94,19 +94,25 @@ class V16Transactions:
         """``id_tag`` (not the one that started it) is stopping the connector's transaction."""
         self._stopped_by[connector_id] = id_tag
 
-    async def start(self, connector_id: int, id_tag: str, reading: MeterReading | None) -> None:
+    async def start(
+        self,
+        connector_id: int,
+        id_tag: str,
+        reading: MeterReading | None,
+        reservation_id: int | None = None,
+    ) -> None:
         self._stopped_by.pop(connector_id, None)
         ts = iso(self._now())
         meter_wh = _wh(reading)
-        message = (
-            "StartTransaction",
-            {
-                "connector_id": connector_id,
-                "id_tag": id_tag,
-                "meter_start": meter_wh,
-                "timestamp": ts,
-            },
-        )
+        payload: dict[str, Any] = {
+            "connector_id": connector_id,
+            "id_tag": id_tag,
+            "meter_start": meter_wh,
+            "timestamp": ts,
+        }
+        if reservation_id is not None:
+            payload["reservation_id"] = reservation_id  # §6.45: the reservation it used
+        message = ("StartTransaction", payload)
         begin = self._meter_value(
             connector_id, reading, "StopTxnSampledData", "Transaction.Begin", ts, 0.0
         )
