@@ -37,6 +37,7 @@ from evsed.fault_log import FaultRecorder
 from evsed.hardware import Hardware
 from evsed.limits import ChargerLimits
 from evsed.port import AvailabilityResult, RestartKind, SessionHost
+from evsed.pricing import PriceBoard
 from evsed.reservations import ReservationBook, ReservedSessions
 from evsed.site import SiteLoad, charger_draw
 from evsed.store import kv
@@ -94,6 +95,7 @@ class Charger:
         self.fault_history = FaultRecorder(
             FaultStore(db, config.charging.fault_history_rows), self._runners, now=utcnow
         )
+        self.prices = PriceBoard(self._runners)
         self.restart: RestartKind | None = None
         self.stop_requested = asyncio.Event()
         self._terminating = False

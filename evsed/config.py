@@ -177,6 +177,14 @@ class ReservationsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PricingConfig:
+    """Prices and costs the CSMS sends, shown per connector (evsectl status, display feed)."""
+
+    languages: str = "en"  # RFC 5646 tags, comma-separated; the first is the default
+    display_interval_s: float = 1.0  # how often the display feed looks at energy and power
+
+
+@dataclass(frozen=True, slots=True)
 class LoggingConfig:
     """Log output (stderr, or the journal when running under systemd)."""
 
@@ -195,6 +203,7 @@ class Config:
     site_meter: SiteMeterConfig = field(default_factory=SiteMeterConfig)
     ota: OtaConfig = field(default_factory=OtaConfig)
     reservations: ReservationsConfig = field(default_factory=ReservationsConfig)
+    pricing: PricingConfig = field(default_factory=PricingConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     source: str = field(default="", compare=False)
 

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from evsed.charging.events import StopReason
 from evsed.charging.reservations import Reservation, ReservationOutcome
 from evsed.charging.schedules import CompositePeriod, Profile, Unit
 from evsed.charging.state import ConnectorState, Settings
 from evsed.store.transactions import TransactionRecord
+
+if TYPE_CHECKING:
+    from evsed.pricing import PriceBoard
 from hal.types import MeterReading, PilotStatus
 
 RestartKind = Literal["Soft", "Hard", "Reboot"]  # Reboot: after a firmware install
@@ -142,6 +145,10 @@ class Charger(Protocol):
     ) -> list[CompositePeriod] | None:
         """From now for ``duration_s``: connector 0 is the whole charger; None for a connector
         that does not exist."""
+
+    @property
+    def prices(self) -> PriceBoard:
+        """What the CSMS said each connector's session costs, for the display."""
 
     def fault_reported(self, connector_id: int, vendor_error_code: str, error_code: str) -> None:
         """The CSMS client reported the connector's fault (``vendor_error_code``) as

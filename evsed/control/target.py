@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from evsed.config import Config
+from evsed.control.display import DisplayFeed
 from evsed.control.server import ControlError
 from evsed.control.snapshot import connector_snapshot
 from evsed.ocpp.adapters import CsmsClient
@@ -55,6 +57,13 @@ class ControlTarget:
         self._world = world  # hal.sim.world.SimWorld, or None on real hardware
         self._firmware = firmware
         self._manager = manager
+        self.display_feed = DisplayFeed(
+            charger,
+            lambda connector_id: client.connector_status(connector_id)[0],
+            lambda: client.snapshot()["connection"] == "connected",
+            firmware_version=firmware.version,
+            interval_s=config.pricing.display_interval_s,
+        )
 
     def _connector(self, connector_id: int) -> Connector:
         connector = self._charger.connectors.get(connector_id)
@@ -99,6 +108,17 @@ class ControlTarget:
     def clear_faults(self, connector_id: int | None) -> list[str]:
         return self._connector(1 if connector_id is None else connector_id).clear_latched_faults()
 
+    def display(self) -> AsyncGenerator[dict[str, Any], None]:
+        return self.display_feed.follow()
+
+    async def data_transfer(
+        self, vendor_id: str, message_id: str | None, data: str | None
+    ) -> dict[str, Any]:
+        answer = await self._client.vendor_data(vendor_id, message_id, data)
+        if answer is None:
+            raise ControlError("no answer from the CSMS (offline, refused or timed out)")
+        return {"status": answer[0], "data": answer[1]}
+
     async def faults(self, connector_id: int | None, limit: int | None) -> list[dict[str, Any]]:
         if connector_id is not None:
             self._connector(connector_id)
@@ -139,8 +159,10 @@ class ControlTarget:
                     client.transaction_id(connector_id),
                     self._charger.limit_of(connector_id),
                 )
+                | {"price": self._charger.prices.view(connector_id)}
                 for connector_id, connector in self._charger.connectors.items()
             ],
             "sim": self._world.snapshot() if self._world is not None else None,
             "firmware": self._firmware.snapshot(self._manager),
+            "default_price": self._charger.prices.default_view(),
         }

@@ -22,6 +22,7 @@ from ocpp.v16.enums import Action
 from evsed.charging.schedules import Profile
 from evsed.ocpp import rpc
 from evsed.ocpp.v16.configuration_keys import FEATURE_PROFILES
+from evsed.ocpp.v16.data_transfer import DataTransferHandlers
 from evsed.ocpp.v16.firmware import FirmwareHandlers
 from evsed.ocpp.v16.operations import CsmsOperations
 from evsed.ocpp.v16.reservations import ReservationHandlers
@@ -83,6 +84,7 @@ def supported_profiles(actions: frozenset[str]) -> list[str]:
 
 
 class V16ChargePoint(
+    DataTransferHandlers,
     ReservationHandlers,
     TriggerHandlers,
     SmartChargingHandlers,
@@ -107,6 +109,7 @@ class V16ChargePoint(
         super().__init__(charger_id, connection, **kw)
         self._ops = ops
         self._reservations = ops.reservations
+        self._extensions = ops.extensions
         self._triggers = triggers
         self._smart = smart
         self._remote_start_accepted = False
@@ -245,7 +248,7 @@ class V16ChargePoint(
         # the connector opened (OCPP 1.6 §5.18).
         return call_result.UnlockConnector(status=await self._ops.unlock(connector_id))
 
-    # -- §5.3 / §5.8 / §5.4 / §5.6 ------------------------------------------------------------
+    # -- §5.3 / §5.8 / §5.4 (DataTransfer §5.6: data_transfer.py) ----------------------------
 
     @on(Action.get_configuration)
     def on_get_configuration(
@@ -267,12 +270,6 @@ class V16ChargePoint(
     @on(Action.clear_cache)
     async def on_clear_cache(self, **_: Any) -> call_result.ClearCache:
         return call_result.ClearCache(status=await self._ops.clear_cache())
-
-    @on(Action.data_transfer)
-    def on_data_transfer(
-        self, vendor_id: str, message_id: str | None = None, data: str | None = None, **_: Any
-    ) -> call_result.DataTransfer:
-        return call_result.DataTransfer(status=self._ops.data_transfer(vendor_id, message_id))
 
     # -- Local Auth List Management §5.10 / §5.15 ---------------------------------------------
 

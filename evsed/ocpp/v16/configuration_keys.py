@@ -78,6 +78,7 @@ which refuses a profile that breaks the §9.4 limits.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -111,6 +112,7 @@ class KeyType(StrEnum):
     BOOL = "boolean"
     INT = "integer"
     CSL = "CSL"
+    STRING = "string"  # free text (vendor keys), checked by the key's own ``check``
 
 
 class Vocabulary(StrEnum):
@@ -136,6 +138,8 @@ class KeySpec:
     vocabulary: Vocabulary | None = None
     max_items_key: str = ""  # CSL only: the *MaxLength key that bounds the number of items
     profile: str = CORE
+    # STRING only: the value in canonical form, or None when it is not valid for the key.
+    check: Callable[[str], str | None] | None = None
 
 
 def _bool(name: str, default: bool, *, readonly: bool = False, profile: str = CORE) -> KeySpec:
@@ -248,6 +252,8 @@ def normalise(
     if spec.type is KeyType.BOOL:
         lowered = text.lower()
         return lowered if lowered in ("true", "false") else None
+    if spec.type is KeyType.STRING:
+        return spec.check(raw) if spec.check is not None else raw
     if spec.type is KeyType.INT:
         if not _DIGITS.fullmatch(text):
             return None

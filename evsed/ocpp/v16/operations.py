@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from evsed.charging.events import StopReason
 from evsed.charging.state import Settings
 from evsed.ocpp.v16.configuration import ConfigurationKeys
+from evsed.ocpp.v16.data_transfer import VendorExtensions
 from evsed.ocpp.v16.metering import SUPPORTED_MEASURANDS
 from evsed.ocpp.v16.reservations import V16Reservations
 from evsed.port import Charger, Connector
@@ -49,6 +50,7 @@ class CsmsOperations:
         sessions: V16Sessions,
         *,
         firmware: FirmwareOperations | None,
+        extensions: VendorExtensions,
     ) -> None:
         self._charger = charger
         self._sessions = sessions
@@ -57,6 +59,7 @@ class CsmsOperations:
         self._auth = sessions.authorizer
         self.firmware = firmware  # None: [ota] disabled, the firmware actions are not served
         self.reservations = V16Reservations(charger, sessions.keys)
+        self.extensions = extensions  # DataTransfer from the CSMS (§5.6)
 
     # -- remote start / stop (§5.11, §5.12) ---------------------------------------------------
 
@@ -141,13 +144,6 @@ class CsmsOperations:
         self, version: int, update_type: str, entries: list[dict[str, Any]]
     ) -> str:
         return await self._auth.send_local_list(version, update_type, entries)
-
-    # -- data transfer (§5.6) -----------------------------------------------------------------
-
-    def data_transfer(self, vendor_id: str, message_id: str | None) -> str:
-        """No vendor extensions are built in: every vendor is unknown (§5.6)."""
-        log.info("DataTransfer from the CSMS for vendor %r message %r", vendor_id, message_id)
-        return "UnknownVendorId"
 
     # -- keys that change the charging policy -------------------------------------------------
 
