@@ -14,6 +14,9 @@
   that want current (:mod:`evsed.charging.budget`) and given back when a session ends: after
   every change of a connector, the shares are applied lowest first, so the sum of what the
   PWMs offer never exceeds the supply, not even for a moment.
+- Reservations (:mod:`evsed.reservations`): the connectors see the CSMS client through the
+  reservation gate; the price board (:mod:`evsed.pricing`) and the fault history
+  (:mod:`evsed.fault_log`) follow the connectors.
 """
 
 from __future__ import annotations
@@ -27,9 +30,9 @@ from typing import Any
 
 from evsed.charging.events import StopReason
 from evsed.charging.faults import Fault
-from evsed.charging.reservations import Reservation, ReservationOutcome, Spot, decide
+from evsed.charging.reservations import Reservation, ReservationOutcome
 from evsed.charging.schedules import CompositePeriod, Profile, Purpose, Unit
-from evsed.charging.state import ConnectorState, Phase, Settings
+from evsed.charging.state import Settings
 from evsed.clock import utcnow
 from evsed.config import Config, ConnectorConfig
 from evsed.connector import ConnectorRunner
@@ -116,7 +119,6 @@ class Charger:
                 changed=self._site_changed,
             )
         storage.subscribe(self._storage_changed)
-        self._holding = False
         for runner in self._runners.values():
             runner.on_change(self._rebalance)
             runner.on_change(self._follow_reservations)
@@ -221,17 +223,10 @@ class Charger:
     async def reserve(self, reservation: Reservation) -> ReservationOutcome:
         if not self._reservations_enabled:
             return ReservationOutcome.REJECTED
-        spots = {cid: _spot(runner.state) for cid, runner in self._runners.items()}
-        outcome = decide(
-            reservation,
-            self.reservation_book.reservations,
-            spots,
-            charger_available=self._operative,
-            now=self._wall(),
+        states = {cid: runner.state for cid, runner in self._runners.items()}
+        return await self.reservation_book.request(
+            reservation, states, charger_available=self._operative
         )
-        if outcome is ReservationOutcome.ACCEPTED:
-            await self.reservation_book.add(reservation)
-        return outcome
 
     async def cancel_reservation(self, reservation_id: int) -> bool:
         return await self.reservation_book.cancel(reservation_id)
@@ -243,22 +238,7 @@ class Charger:
         return self.reservation_book.admits(connector_id, id_tag, None)
 
     def _follow_reservations(self, _changed: ConnectorRunner | None = None) -> None:
-        """Tell each connector whether a reservation holds it, after any change of the
-        connectors or the reservations (re-entrant calls are folded into the one running)."""
-        if self._holding:
-            return
-        self._holding = True
-        try:
-            while True:
-                free = {cid: _spot(r.state).free for cid, r in self._runners.items()}
-                held = self.reservation_book.spots_changed(free)
-                changes = [r for cid, r in self._runners.items() if r.state.reserved != held[cid]]
-                if not changes:
-                    return
-                for runner in changes:
-                    runner.set_reserved(held[runner.connector_id])
-        finally:
-            self._holding = False
+        self.reservation_book.follow(self._runners)
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -515,15 +495,6 @@ def connector_settings(config: Config, connector: ConnectorConfig) -> Settings:
         c_debounce_s=c.c_debounce_s,
         require_meter=c.require_meter,
         has_lock=connector.connector_lock,
-    )
-
-
-def _spot(state: ConnectorState) -> Spot:
-    """What the reservation rules need of a connector."""
-    return Spot(
-        free=state.phase is Phase.IDLE and not state.blocking_faults and state.pending_tag is None,
-        faulted=bool(state.blocking_faults),
-        unavailable=not state.available,
     )
 
 

@@ -11,10 +11,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
 from evsed.charging.events import StopReason
-from evsed.charging.reservations import Reservation, admitted, held_by, holds, used_by
+from evsed.charging.reservations import (
+    Reservation,
+    ReservationOutcome,
+    Spot,
+    admitted,
+    decide,
+    held_by,
+    holds,
+    used_by,
+)
+from evsed.charging.state import ConnectorState, Phase
 from evsed.port import SessionHost
 from evsed.store.reservations import ReservationStore
 from evsed.store.transactions import TransactionRecord
@@ -23,6 +34,24 @@ from hal.types import MeterReading
 log = logging.getLogger(__name__)
 
 EXPIRY_CHECK_S = 60.0  # at the latest, expiry is looked at this often
+
+
+class Holdable(Protocol):
+    """A connector as the book sees it (the charger's runners)."""
+
+    @property
+    def state(self) -> ConnectorState: ...
+
+    def set_reserved(self, reserved: bool) -> None: ...
+
+
+def spot(state: ConnectorState) -> Spot:
+    """What the reservation rules need of a connector."""
+    return Spot(
+        free=state.phase is Phase.IDLE and not state.blocking_faults and state.pending_tag is None,
+        faulted=bool(state.blocking_faults),
+        unavailable=not state.available,
+    )
 
 
 class ReservationBook:
@@ -38,6 +67,7 @@ class ReservationBook:
         self._free: dict[int, bool] = {}
         self._listeners: list[Callable[[], None]] = []
         self._changed = asyncio.Event()
+        self._following = False
 
     @property
     def reservations(self) -> tuple[Reservation, ...]:
@@ -73,6 +103,45 @@ class ReservationBook:
         """What evsectl status shows: the connector's own and the charger-wide reservations
         that hold it."""
         return list(self.held_by(connector_id)) if self.held().get(connector_id) else []
+
+    async def request(
+        self,
+        reservation: Reservation,
+        states: Mapping[int, ConnectorState],
+        *,
+        charger_available: bool,
+    ) -> ReservationOutcome:
+        """Make ``reservation`` if the rules allow it now; the outcome either way."""
+        outcome = decide(
+            reservation,
+            self._reservations,
+            {cid: spot(state) for cid, state in states.items()},
+            charger_available=charger_available,
+            now=self._wall(),
+        )
+        if outcome is ReservationOutcome.ACCEPTED:
+            await self.add(reservation)
+        return outcome
+
+    def follow(self, connectors: Mapping[int, Holdable]) -> None:
+        """Tell each connector whether a reservation holds it, after any change of the
+        connectors or the reservations (re-entrant calls are folded into the one running)."""
+        if self._following:
+            return
+        self._following = True
+        try:
+            while True:
+                free = {cid: spot(c.state).free for cid, c in connectors.items()}
+                held = self.spots_changed(free)
+                changes = [
+                    (cid, c) for cid, c in connectors.items() if c.state.reserved != held[cid]
+                ]
+                if not changes:
+                    return
+                for cid, connector in changes:
+                    connector.set_reserved(held[cid])
+        finally:
+            self._following = False
 
     async def add(self, reservation: Reservation) -> None:
         """Make (or replace, same id) a reservation; committed before it counts."""

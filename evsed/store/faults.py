@@ -51,10 +51,10 @@ class FaultStore:
                 (connector_id, fault, vendor_error_code, info, at),
             )
             row_id = int(cur.lastrowid or 0)
-            # Bounded: the oldest rows beyond max_rows go, cleared ones first.
+            # Bounded: beyond max_rows the oldest cleared rows go (active ones are kept).
             cur.execute(
                 "DELETE FROM fault_history WHERE id IN (SELECT id FROM fault_history"
-                " ORDER BY cleared_at IS NULL, id DESC LIMIT -1 OFFSET ?)",
+                " ORDER BY cleared_at IS NULL DESC, id DESC LIMIT -1 OFFSET ?)",
                 (self._max_rows,),
             )
         return row_id
