@@ -14,6 +14,9 @@
   that want current (:mod:`evsed.charging.budget`) and given back when a session ends: after
   every change of a connector, the shares are applied lowest first, so the sum of what the
   PWMs offer never exceeds the supply, not even for a moment.
+- Reservations (:mod:`evsed.reservations`): the connectors see the CSMS client through the
+  reservation gate; the price board (:mod:`evsed.pricing`) and the fault history
+  (:mod:`evsed.fault_log`) follow the connectors.
 """
 
 from __future__ import annotations
@@ -27,18 +30,25 @@ from typing import Any
 
 from evsed.charging.events import StopReason
 from evsed.charging.faults import Fault
+from evsed.charging.reservations import Reservation, ReservationOutcome
 from evsed.charging.schedules import CompositePeriod, Profile, Purpose, Unit
 from evsed.charging.state import Settings
+from evsed.clock import utcnow
 from evsed.config import Config, ConnectorConfig
 from evsed.connector import ConnectorRunner
+from evsed.fault_log import FaultRecorder
 from evsed.hardware import Hardware
 from evsed.limits import ChargerLimits
 from evsed.port import AvailabilityResult, RestartKind, SessionHost
+from evsed.pricing import PriceBoard
+from evsed.reservations import ReservationBook, ReservedSessions
 from evsed.site import SiteLoad, charger_draw
 from evsed.store import kv
 from evsed.store.db import Database
+from evsed.store.faults import FaultStore
 from evsed.store.health import StorageHealth
 from evsed.store.profiles import ProfileStore
+from evsed.store.reservations import ReservationStore
 from evsed.store.transactions import TransactionStore
 from hal.iec61851 import duty_to_current
 
@@ -68,6 +78,10 @@ class Charger:
     ) -> None:
         self._db = db
         self._sessions = sessions
+        self.reservation_book = ReservationBook(ReservationStore(db), wall_clock=wall_clock)
+        self._reservations_enabled = config.reservations.enabled
+        # The connectors see the CSMS client through the reservations (§5.13).
+        gate = ReservedSessions(sessions, self.reservation_book)
         self._runners = {
             c.id: ConnectorRunner(
                 c.id,
@@ -75,7 +89,7 @@ class Charger:
                 pilot=hardware.connectors[c.id].pilot,
                 contactor=hardware.connectors[c.id].contactor,
                 meter=hardware.connectors[c.id].meter,
-                sessions=sessions,
+                sessions=gate,
                 clock=clock,
                 meter_poll_s=c.meter.poll_interval_s,
                 feedback_check_s=c.contactor.feedback_check_s,
@@ -83,6 +97,10 @@ class Charger:
             for c in config.connectors
         }
         self.hardware = hardware
+        self.fault_history = FaultRecorder(
+            FaultStore(db, config.charging.fault_history_rows), self._runners, now=utcnow
+        )
+        self.prices = PriceBoard(self._runners)
         self.restart: RestartKind | None = None
         self.stop_requested = asyncio.Event()
         self._terminating = False
@@ -106,6 +124,8 @@ class Charger:
         storage.subscribe(self._storage_changed)
         for runner in self._runners.values():
             runner.on_change(self._rebalance)
+            runner.on_change(self._follow_reservations)
+        self.reservation_book.on_change(self._follow_reservations)
 
     # -- the port (evsed.port.Charger) --------------------------------------------------------
 
@@ -197,6 +217,32 @@ class Charger:
             return None
         return self.limits.composite(chosen, self._wall(), duration_s, unit)
 
+    # -- reservations (OCPP 1.6 §3.12, §5.13) ------------------------------------------------
+
+    @property
+    def reservations(self) -> tuple[Reservation, ...]:
+        return self.reservation_book.reservations
+
+    async def reserve(self, reservation: Reservation) -> ReservationOutcome:
+        if not self._reservations_enabled:
+            return ReservationOutcome.REJECTED
+        states = {cid: runner.state for cid, runner in self._runners.items()}
+        return await self.reservation_book.request(
+            reservation, states, charger_available=self._operative
+        )
+
+    async def cancel_reservation(self, reservation_id: int) -> bool:
+        return await self.reservation_book.cancel(reservation_id)
+
+    def fault_reported(self, connector_id: int, vendor_error_code: str, error_code: str) -> None:
+        self.fault_history.reported(connector_id, vendor_error_code, error_code)
+
+    def may_start(self, connector_id: int, id_tag: str) -> bool:
+        return self.reservation_book.admits(connector_id, id_tag, None)
+
+    def _follow_reservations(self, _changed: ConnectorRunner | None = None) -> None:
+        self.reservation_book.follow(self._runners)
+
     # -- life cycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -209,6 +255,10 @@ class Charger:
             if not _stored_operative(self._db, runner.connector_id):
                 runner.set_operative(False)
         self._spawn(self._follow_schedules())
+        self._spawn(self.fault_history.run())
+        await self.reservation_book.load()
+        self._follow_reservations()
+        self._spawn(self.reservation_book.run())
         if self.limits.site is not None:
             self._spawn(self.limits.site.run())
 

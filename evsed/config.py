@@ -76,6 +76,7 @@ class ChargingConfig:
     require_meter: bool = True
     ventilation_available: bool = False
     c_debounce_s: float = 0.5
+    fault_history_rows: int = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +179,22 @@ class OtaConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ReservationsConfig:
+    """Reservations (OCPP 1.6 §3.12): whether the charger accepts them, also for any connector."""
+
+    enabled: bool = True
+    connector_zero: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class PricingConfig:
+    """Prices and costs the CSMS sends, shown per connector (evsectl status, display feed)."""
+
+    languages: str = "en"  # RFC 5646 tags, comma-separated; the first is the default
+    display_interval_s: float = 1.0  # how often the display feed looks at energy and power
+
+
+@dataclass(frozen=True, slots=True)
 class LoggingConfig:
     """Log output (stderr, or the journal when running under systemd)."""
 
@@ -195,6 +212,8 @@ class Config:
     charging: ChargingConfig = field(default_factory=ChargingConfig)
     site_meter: SiteMeterConfig = field(default_factory=SiteMeterConfig)
     ota: OtaConfig = field(default_factory=OtaConfig)
+    reservations: ReservationsConfig = field(default_factory=ReservationsConfig)
+    pricing: PricingConfig = field(default_factory=PricingConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     source: str = field(default="", compare=False)
 

@@ -72,6 +72,21 @@ def check_values(config: Config, path: Path) -> None:
             "must be between 0 and 2.5 s (contactor must close within 3 s of C)",
         ),
         (
+            _valid_languages(config.pricing.languages),
+            "pricing.languages",
+            'must be RFC 5646 language tags separated by commas, e.g. "en,nl"',
+        ),
+        (
+            0.1 <= config.pricing.display_interval_s <= 60,
+            "pricing.display_interval_s",
+            "must be between 0.1 and 60 s",
+        ),
+        (
+            10 <= config.charging.fault_history_rows <= 1_000_000,
+            "charging.fault_history_rows",
+            "must be between 10 and 1000000",
+        ),
+        (
             _valid_window(config.ota.maintenance_window),
             "ota.maintenance_window",
             'must be "" or "HH:MM-HH:MM" (UTC)',
@@ -247,3 +262,10 @@ def _valid_window(window: str) -> bool:
         return False
     h1, m1, h2, m2 = (int(g) for g in match.groups())
     return h1 < 24 and h2 < 24 and m1 < 60 and m2 < 60
+
+
+def _valid_languages(text: str) -> bool:
+    tags = [tag.strip() for tag in text.split(",")]
+    return bool(tags) and all(
+        re.fullmatch(r"[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*", tag) for tag in tags
+    )

@@ -43,6 +43,7 @@ from evsed.charging.events import (
     LimitChanged,
     LockPositionRead,
     RemoteStartRequested,
+    ReservationChanged,
     SettingsChanged,
     StopReason,
     StopRequested,
@@ -196,6 +197,10 @@ class ConnectorRunner:
     def set_limit(self, amps: float | None) -> None:
         """The most the connector may offer from outside (its share of the supply)."""
         self.feed(LimitChanged(amps))
+
+    def set_reserved(self, reserved: bool) -> None:
+        """A reservation holds the connector, or no longer does."""
+        self.feed(ReservationChanged(reserved))
 
     def present_tag(self, id_tag: str) -> None:
         """An id tag was read at this connector (RFID, QR)."""
@@ -479,4 +484,5 @@ def _visible(state: ConnectorState) -> tuple[object, ...]:
         state.contactor_closed,
         state.pending_tag,
         state.available,
+        state.reserved,
     )

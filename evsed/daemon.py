@@ -104,6 +104,7 @@ class Daemon:
                 firmware=firmware,
                 manager=manager,
                 health=health_check(charger, sessions),
+                db=db,
             ),
         )
         tasks: list[asyncio.Task[None]] = []

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from evsed.charging.events import StopReason
+from evsed.charging.reservations import Reservation, ReservationOutcome
 from evsed.charging.schedules import CompositePeriod, Profile, Unit
 from evsed.charging.state import ConnectorState, Settings
 from evsed.store.transactions import TransactionRecord
+
+if TYPE_CHECKING:
+    from evsed.pricing import PriceBoard
 from hal.types import MeterReading, PilotStatus
 
 RestartKind = Literal["Soft", "Hard", "Reboot"]  # Reboot: after a firmware install
@@ -142,6 +146,30 @@ class Charger(Protocol):
         """From now for ``duration_s``: connector 0 is the whole charger; None for a connector
         that does not exist."""
 
+    @property
+    def prices(self) -> PriceBoard:
+        """What the CSMS said each connector's session costs, for the display."""
+
+    def fault_reported(self, connector_id: int, vendor_error_code: str, error_code: str) -> None:
+        """The CSMS client reported the connector's fault (``vendor_error_code``) as
+        ``error_code``: noted in the fault history."""
+
+    # Reservations (OCPP 1.6 §3.12): kept across restarts until used, cancelled or expired.
+
+    @property
+    def reservations(self) -> tuple[Reservation, ...]: ...
+
+    async def reserve(self, reservation: Reservation) -> ReservationOutcome:
+        """Make (or replace, same id) a reservation of a connector, or of any connector (0);
+        committed before the outcome is returned."""
+
+    async def cancel_reservation(self, reservation_id: int) -> bool:
+        """False: no such reservation."""
+
+    def may_start(self, connector_id: int, id_tag: str) -> bool:
+        """Whether a session for ``id_tag`` may start on the connector as far as reservations
+        go (the tag's group is not known here: only the reserved tag itself)."""
+
 
 class SessionHost(Protocol):
     """What the charger asks of its CSMS client: who may charge, and recording transactions.
@@ -154,8 +182,18 @@ class SessionHost(Protocol):
     async def may_stop(self, connector_id: int, started_tag: str, presented_tag: str) -> bool:
         """May ``presented_tag`` stop the transaction ``started_tag`` started (same group)?"""
 
-    async def start(self, connector_id: int, id_tag: str, reading: MeterReading | None) -> None:
-        """Record a transaction that started (its message is committed before returning)."""
+    async def start(
+        self,
+        connector_id: int,
+        id_tag: str,
+        reading: MeterReading | None,
+        reservation_id: int | None = None,
+    ) -> None:
+        """Record a transaction that started (its message is committed before returning);
+        ``reservation_id``: the reservation it used."""
+
+    def group_of(self, connector_id: int) -> str | None:
+        """The group (OCPP parentIdTag) of the tag last authorized on the connector, if known."""
 
     async def stop(
         self, connector_id: int, reason: StopReason, reading: MeterReading | None

@@ -142,3 +142,15 @@ def test_the_core_packages_name_no_ocpp_action() -> None:
         for path in sorted((ROOT / package).rglob("*.py")):
             named = _names_and_strings(path) & actions
             assert not named, f"{path.relative_to(ROOT)} names OCPP actions {sorted(named)}"
+
+
+def test_the_charger_tier_modules_of_operator_features_are_version_neutral() -> None:
+    """Reservations, the price board, the fault history and the display feed hold no OCPP:
+    no import of an OCPP package, no action name (the 1.6 adapter turns them into messages)."""
+    actions = _ocpp_actions()
+    for name in ("reservations.py", "pricing.py", "fault_log.py", "control/display.py"):
+        path = ROOT / "evsed" / name
+        imported = imported_modules("evsed")[path]
+        assert not [m for m in imported if m.startswith(("evsed.ocpp", "ocpp"))], (name, imported)
+        named = _names_and_strings(path) & actions
+        assert not named, f"{name} names OCPP actions {sorted(named)}"

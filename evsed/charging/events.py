@@ -130,6 +130,14 @@ class SettingsChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class ReservationChanged:
+    """A reservation now holds the connector (True) or no longer does: while held, the connector
+    shows Reserved when idle, and free mode does not start a session on it."""
+
+    reserved: bool
+
+
+@dataclass(frozen=True, slots=True)
 class TimePassed:
     """Periodic tick so time-based rules (debounce, timeouts) can fire."""
 
@@ -151,5 +159,6 @@ Event = (
     | LockPositionRead
     | AuthorizationRevoked
     | SettingsChanged
+    | ReservationChanged
     | TimePassed
 )

@@ -23,3 +23,22 @@ class Fault(enum.StrEnum):
     # The state database does not take writes (disk full, read-only): nothing may start or
     # flow that could not be recorded; clears when a write succeeds again.
     STORAGE_FAILURE = "storage-failure"
+
+
+# What a technician is told of each fault: a vendor error code and a short text (both at most
+# 50 characters, so they fit OCPP 1.6 StatusNotification vendorErrorCode and info).
+FAULT_DETAILS: dict[Fault, tuple[str, str]] = {
+    Fault.MCU_LINK_LOST: ("EVSED-MCU-LINK", "no status from the pilot MCU for 300 ms"),
+    Fault.MCU_FAILSAFE: ("EVSED-MCU-FAILSAFE", "pilot MCU failsafe or internal fault"),
+    Fault.METER_FAILURE: ("EVSED-METER", "energy meter does not answer"),
+    Fault.RCD_TRIPPED: ("EVSED-RCD", "residual current trip; clears on unplug"),
+    Fault.OVER_TEMPERATURE: ("EVSED-OVERTEMP", "over-temperature at the MCU sensor"),
+    Fault.CONTACTOR_WELDED: ("EVSED-WELDED", "contactor welded; inspect, then clear"),
+    Fault.CONTACTOR_STUCK_OPEN: ("EVSED-STUCK-OPEN", "contactor does not close; inspect"),
+    Fault.CP_DIODE: ("EVSED-CP-DIODE", "EV diode missing on the control pilot"),
+    Fault.CP_STATE_E: ("EVSED-CP-E", "control pilot shorted to PE (state E)"),
+    Fault.CP_STATE_F: ("EVSED-CP-F", "control pilot at -12 V from outside"),
+    Fault.OVER_CURRENT: ("EVSED-OVERCURRENT", "EV drew more than offered for 7 s"),
+    Fault.CONNECTOR_LOCK: ("EVSED-LOCK", "connector lock did not reach position"),
+    Fault.STORAGE_FAILURE: ("EVSED-STORAGE", "state database takes no writes"),
+}

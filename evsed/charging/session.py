@@ -46,6 +46,7 @@ from evsed.charging.events import (
     LimitChanged,
     LockPositionRead,
     RemoteStartRequested,
+    ReservationChanged,
     SettingsChanged,
     StopReason,
     StopRequested,
@@ -117,6 +118,8 @@ def _apply(s: ConnectorState, event: Event, now: float, out: list[Command]) -> C
             return dataclasses.replace(s, lock_confirmed=locked)
         case SettingsChanged(settings=settings):
             return dataclasses.replace(s, settings=settings)
+        case ReservationChanged(reserved=reserved):
+            return dataclasses.replace(s, reserved=reserved)
         case AuthorizationRevoked():
             return dataclasses.replace(s, delivery_revoked=True) if s.tx_active else s
         case StopRequested(reason=reason):
@@ -182,7 +185,7 @@ def _on_cp(
     if s.plugged and not was_plugged:
         if s.auth_tag is not None and not s.tx_active:
             return s  # _reconcile starts the transaction
-        if s.settings.free_mode and not s.tx_active and not s.finished:
+        if s.settings.free_mode and not s.tx_active and not s.finished and not s.reserved:
             return dataclasses.replace(s, auth_tag=s.settings.free_mode_id_tag)
     return s
 

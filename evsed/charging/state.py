@@ -86,6 +86,8 @@ class ConnectorState:
     contactor_closed: bool = False
     # The CSMS refused the transaction's idTag after the start: no energy until it ends.
     delivery_revoked: bool = False
+    # A reservation holds the connector (OCPP 1.6 §5.13): only its tag (or group) may start.
+    reserved: bool = False
 
     @property
     def plugged(self) -> bool:

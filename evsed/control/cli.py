@@ -10,6 +10,9 @@ evsectl --config FILE sim network down|up        (charger-wide)
 evsectl --config FILE sim stall MS               (charger-wide)
 evsectl --config FILE clear-faults [--connector N]
 evsectl --config FILE wait-healthy [--timeout S]  (exit 0 once the boot's health check passes)
+evsectl --config FILE faults [--connector N] [--limit N] [--json]
+evsectl --config FILE display [--frames N]       (the display feed, one JSON object a line)
+evsectl --config FILE data-transfer VENDOR_ID [--message-id ID] [--data TEXT]
 
 A connector's verbs act on connector 1 unless --connector names another.
 """
@@ -69,6 +72,16 @@ def main(argv: list[str] | None = None) -> int:
         help="wait until the health check passes (hardware OK, CSMS accepted the boot)",
     )
     healthy.add_argument("--timeout", type=float, default=300.0, help="seconds (default 300)")
+    faults = sub.add_parser("faults", help="the fault history, newest first")
+    faults.add_argument("--connector", type=int, help="one connector only")
+    faults.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    faults.add_argument("--json", action="store_true", help="machine-readable output")
+    display = sub.add_parser("display", help="follow the display feed (JSON lines)")
+    display.add_argument("--frames", type=int, help="stop after this many frames")
+    transfer = sub.add_parser("data-transfer", help="send vendor data to the CSMS")
+    transfer.add_argument("vendor_id")
+    transfer.add_argument("--message-id")
+    transfer.add_argument("--data")
     args = parser.parse_args(argv)
     if args.cmd == "wait-healthy" and not 0 < args.timeout <= 86400:
         parser.error("--timeout must be between 0 and 86400 seconds")
@@ -81,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     path = Path(args.socket) if args.socket else config.control_socket
     if args.cmd == "wait-healthy":
         return wait_healthy(path, args.timeout)
+    if args.cmd == "display":
+        return follow_display(path, args.frames)
     message: dict[str, Any] = {"cmd": args.cmd}
     if args.cmd == "sim":
         message.update(args=args.words)
@@ -88,6 +103,12 @@ def main(argv: list[str] | None = None) -> int:
             message.update(connector=args.connector)
     elif args.cmd == "clear-faults":
         message.update(connector=args.connector)
+    elif args.cmd == "data-transfer":
+        message.update(vendor_id=args.vendor_id, message_id=args.message_id, data=args.data)
+    elif args.cmd == "faults":
+        message.update(limit=args.limit)
+        if args.connector is not None:
+            message.update(connector=args.connector)
     try:
         reply = request(path, message)
     except PermissionError:
@@ -111,6 +132,11 @@ def main(argv: list[str] | None = None) -> int:
             print(format_status(reply["status"]))
     elif args.cmd == "sim":
         print(reply["message"])
+    elif args.cmd == "faults":
+        rows = reply["faults"]
+        print(json.dumps(rows, indent=2) if args.json else format_faults(rows))
+    elif args.cmd == "data-transfer":
+        print(reply["status"] + (f" {reply['data']}" if reply.get("data") is not None else ""))
     else:
         print("cleared: " + (", ".join(reply["cleared"]) or "nothing"))
     return 0
@@ -141,6 +167,63 @@ def wait_healthy(path: Path, timeout: float, poll_s: float = 1.0) -> int:
             print(f"evsectl: not healthy after {timeout:g} s: {reason}", file=sys.stderr)
             return EXIT_FAILED
         time.sleep(poll_s)
+
+
+def follow_display(path: Path, frames: int | None) -> int:
+    """Print the display feed, one JSON object a line, until interrupted (or ``frames``)."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.connect(str(path))
+            sock.sendall(b'{"cmd": "display"}\n')
+            stream = sock.makefile("r", encoding="utf-8")
+            header = json.loads(stream.readline() or "{}")
+            if not header.get("ok"):
+                print(f"evsectl: {header.get('error', 'no display feed')}", file=sys.stderr)
+                return EXIT_FAILED
+            for count, line in enumerate(stream, start=1):
+                print(line.rstrip("\n"), flush=True)
+                if frames is not None and count >= frames:
+                    break
+    except (OSError, ValueError) as exc:
+        print(f"evsectl: cannot reach evsed at {path}: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def format_faults(rows: list[dict[str, Any]]) -> str:
+    """One line per fault, newest first."""
+    if not rows:
+        return "no faults recorded"
+    lines = []
+    for row in rows:
+        if row["cleared_at"] is None:
+            until = "ACTIVE"
+        else:
+            until = f"until {row['cleared_at']}" + (
+                " (daemon stopped)" if row["ended"] == "restart" else ""
+            )
+        reported = row["reported_error_code"] or "not reported"
+        lines.append(
+            f"{row['raised_at']}  connector {row['connector_id']}  {row['fault']}  {until}"
+            f"  {row['vendor_error_code']} / {reported}  {row['info']}"
+        )
+    return "\n".join(lines)
+
+
+def format_price(price: dict[str, Any]) -> str:
+    """The price a connector shows, its running and final cost (money as the CSMS sent it)."""
+    parts = [f"{lang}: {text}" for lang, text in price.get("price_text", {}).items()]
+    if price.get("running"):
+        running = price["running"]
+        parts.append(f"running cost {running['cost']} ({running['state'] or '?'})")
+    if price.get("final"):
+        final = price["final"]
+        parts.append(f"final cost {final['cost']}")
+        if final.get("qr_code_text"):
+            parts.append(f"QR {final['qr_code_text']}")
+    return "price   " + "  |  ".join(parts)
 
 
 def format_status(status: dict[str, Any]) -> str:
@@ -177,6 +260,12 @@ def format_status(status: dict[str, Any]) -> str:
             f"  other loads {' / '.join(f'{a:g}' for a in others) if others else '?'} A"
             f"  meter {meter}"
         )
+    for r in status.get("reservations") or []:
+        where = "any connector" if r["connector_id"] == 0 else f"connector {r['connector_id']}"
+        group = f" (group {r['parent_id_tag']})" if r["parent_id_tag"] else ""
+        lines.append(
+            f"reserved {where} for {r['id_tag']}{group} until {r['expires_at']}  id {r['id']}"
+        )
     for c in status["connectors"]:
         faults = ", ".join(c["faults"]) or "none"
         tx = c["transaction_id"] if c["transaction_id"] is not None else "-"
@@ -188,6 +277,9 @@ def format_status(status: dict[str, Any]) -> str:
             f"  energy {c['energy_wh'] if c['energy_wh'] is not None else '?'} Wh"
             f"  power {c['power_w'] if c['power_w'] is not None else '?'} W  faults {faults}"
         )
+        price = c.get("price") or {}
+        if price.get("price_text") or price.get("running") or price.get("final"):
+            lines.append("  " + format_price(price))
     return "\n".join(lines)
 
 

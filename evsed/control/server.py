@@ -1,8 +1,11 @@
 """The local control socket: one JSON object per line in, one per line out.
 
 Requests: ``{"cmd": "status"}``, ``{"cmd": "sim", "args": [...], "connector": N}``,
-``{"cmd": "clear-faults", "connector": N}``. Replies: ``{"ok": true, ...}`` or
-``{"ok": false, "error": "..."}``.
+``{"cmd": "clear-faults", "connector": N}``, ``{"cmd": "faults", "connector": N, "limit": N}``
+(the fault history, newest first; both optional), ``{"cmd": "data-transfer", "vendor_id": V,
+"message_id": M, "data": D}`` (vendor data to the CSMS), and ``{"cmd": "display"}``: a stream
+of JSON lines that lasts until the client closes (:mod:`evsed.control.display`).
+Replies: ``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``.
 
 The socket is created with mode 0660: its owner (the daemon's user) and group only, and root.
 Under the systemd unit both are ``evsed``; a daemon run as root hands the socket to the
@@ -18,6 +21,7 @@ import grp
 import json
 import logging
 import os
+from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -38,6 +42,17 @@ class Controlled(Protocol):
         """A ``sim`` verb; ``connector_id`` None: connector 1, or a charger-wide verb."""
 
     def clear_faults(self, connector_id: int | None) -> list[str]: ...
+
+    async def faults(self, connector_id: int | None, limit: int | None) -> list[dict[str, Any]]:
+        """The fault history, newest first."""
+
+    async def data_transfer(
+        self, vendor_id: str, message_id: str | None, data: str | None
+    ) -> dict[str, Any]:
+        """Vendor data to the CSMS; its answer."""
+
+    def display(self) -> AsyncGenerator[dict[str, Any], None]:
+        """The display feed: current frames, then every change."""
 
 
 class ControlServer:
@@ -76,12 +91,30 @@ class ControlServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while line := await reader.readline():
+                if _is_display(line):
+                    await self._stream(reader, writer)
+                    return
                 writer.write(json.dumps(await self.handle(line)).encode() + b"\n")
                 await writer.drain()
         except (ConnectionError, ValueError) as exc:
             log.debug("control client went away: %s", exc)
         finally:
             writer.close()
+
+    async def _stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """The display feed until the client goes (it closes, or sends anything)."""
+        writer.write(json.dumps({"ok": True, "stream": "display"}).encode() + b"\n")
+        gone = asyncio.ensure_future(reader.read(1))
+        frames = self._target.display()
+        try:
+            async for frame in frames:
+                if gone.done():
+                    break
+                writer.write(json.dumps(frame).encode() + b"\n")
+                await writer.drain()
+        finally:
+            gone.cancel()
+            await frames.aclose()
 
     async def handle(self, line: bytes) -> dict[str, Any]:
         try:
@@ -110,4 +143,24 @@ class ControlServer:
             return {"message": self._target.sim(args, connector)}
         if cmd == "clear-faults":
             return {"cleared": self._target.clear_faults(connector)}
+        if cmd == "data-transfer":
+            vendor, message, data = (request.get(k) for k in ("vendor_id", "message_id", "data"))
+            if not isinstance(vendor, str) or not vendor:
+                raise ControlError("data-transfer needs vendor_id: a string")
+            if not all(v is None or isinstance(v, str) for v in (message, data)):
+                raise ControlError("message_id and data must be strings")
+            return await self._target.data_transfer(vendor, message, data)
+        if cmd == "faults":
+            limit = request.get("limit")
+            if limit is not None and (not isinstance(limit, int) or limit < 1):
+                raise ControlError("limit must be a positive integer")
+            return {"faults": await self._target.faults(connector, limit)}
         raise ControlError(f"unknown command {cmd!r}")
+
+
+def _is_display(line: bytes) -> bool:
+    try:
+        request = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(request, dict) and request.get("cmd") == "display"

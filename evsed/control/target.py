@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from evsed.config import Config
+from evsed.control.display import DisplayFeed
 from evsed.control.server import ControlError
 from evsed.control.snapshot import connector_snapshot
 from evsed.ocpp.adapters import CsmsClient
 from evsed.ota.info import FirmwareInfo
 from evsed.port import Charger, Connector
+from evsed.store.db import Database
+from evsed.store.faults import fault_history
 from evsed.store.health import StorageHealth
 from evsed.store.transactions import TransactionStore
 
@@ -43,7 +47,9 @@ class ControlTarget:
         firmware: FirmwareInfo,
         manager: FirmwareManager | None,
         health: Callable[[], Awaitable[str | None]] | None = None,
+        db: Database,
     ) -> None:
+        self._db = db
         self._config = config
         self._charger = charger
         self._client = client
@@ -53,6 +59,13 @@ class ControlTarget:
         self._firmware = firmware
         self._manager = manager
         self._health = health  # None: healthy; else the reason it is not (daemon.health_check)
+        self.display_feed = DisplayFeed(
+            charger,
+            lambda connector_id: client.connector_status(connector_id)[0],
+            lambda: client.snapshot()["connection"] == "connected",
+            firmware_version=firmware.version,
+            interval_s=config.pricing.display_interval_s,
+        )
 
     def _connector(self, connector_id: int) -> Connector:
         connector = self._charger.connectors.get(connector_id)
@@ -97,6 +110,24 @@ class ControlTarget:
     def clear_faults(self, connector_id: int | None) -> list[str]:
         return self._connector(1 if connector_id is None else connector_id).clear_latched_faults()
 
+    def display(self) -> AsyncGenerator[dict[str, Any], None]:
+        return self.display_feed.follow()
+
+    async def data_transfer(
+        self, vendor_id: str, message_id: str | None, data: str | None
+    ) -> dict[str, Any]:
+        answer = await self._client.vendor_data(vendor_id, message_id, data)
+        if answer is None:
+            raise ControlError("no answer from the CSMS (offline, refused or timed out)")
+        return {"status": answer[0], "data": answer[1]}
+
+    async def faults(self, connector_id: int | None, limit: int | None) -> list[dict[str, Any]]:
+        if connector_id is not None:
+            self._connector(connector_id)
+        return await asyncio.to_thread(
+            fault_history, self._db, connector_id=connector_id, limit=limit
+        )
+
     async def status(self) -> dict[str, Any]:
         # Counting the outbox waits for the database lock: off the loop, which runs the safety
         # path, in case a worker thread is in the middle of an fsync.
@@ -115,6 +146,16 @@ class ControlTarget:
             },
             "health": {"ok": unhealthy is None, "reason": unhealthy},
             "site": self._charger.site_snapshot(),
+            "reservations": [
+                {
+                    "id": r.id,
+                    "connector_id": r.connector_id,
+                    "id_tag": r.id_tag,
+                    "parent_id_tag": r.parent_id_tag,
+                    "expires_at": datetime.fromtimestamp(r.expires_at, UTC).isoformat(),
+                }
+                for r in self._charger.reservations
+            ],
             "connectors": [
                 connector_snapshot(
                     connector,
@@ -122,8 +163,10 @@ class ControlTarget:
                     client.transaction_id(connector_id),
                     self._charger.limit_of(connector_id),
                 )
+                | {"price": self._charger.prices.view(connector_id)}
                 for connector_id, connector in self._charger.connectors.items()
             ],
             "sim": self._world.snapshot() if self._world is not None else None,
             "firmware": self._firmware.snapshot(self._manager),
+            "default_price": self._charger.prices.default_view(),
         }

@@ -49,6 +49,12 @@ class CsmsClient(Protocol):
     def set_network(self, up: bool) -> None:
         """Cut (False) or restore the network path to the CSMS (simulation)."""
 
+    async def vendor_data(
+        self, vendor_id: str, message_id: str | None, data: str | None
+    ) -> tuple[str, str | None] | None:
+        """Send vendor-specific data to the CSMS (OCPP DataTransfer); its (status, data), or
+        None when offline or unanswered."""
+
 
 class Adapter(Protocol):
     """Builds one OCPP version's client, in two steps: the session side first (the charger's

@@ -92,6 +92,30 @@ MIGRATIONS: list[str] = [
         notified INTEGER NOT NULL DEFAULT 0
     );
     """,
+    # 7: reservations (OCPP 1.6 §5.13), kept across restarts until used, cancelled or expired
+    """
+    CREATE TABLE reservations (
+        id INTEGER PRIMARY KEY,
+        connector_id INTEGER NOT NULL,
+        id_tag TEXT NOT NULL,
+        parent_id_tag TEXT,
+        expires_at REAL NOT NULL
+    );
+    """,
+    # 8: fault history: what, when, on which connector, what the CSMS was told, when it cleared
+    """
+    CREATE TABLE fault_history (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        connector_id INTEGER NOT NULL,
+        fault TEXT NOT NULL,
+        vendor_error_code TEXT NOT NULL,
+        info TEXT NOT NULL,
+        raised_at TEXT NOT NULL,
+        cleared_at TEXT,
+        ended TEXT,
+        reported_error_code TEXT
+    );
+    """,
 ]
 
 

@@ -29,10 +29,8 @@ def _answer_then_message(csms: DevCsms, message: str, before: int) -> tuple[int,
     answer = [
         m for m in csms.messages("CP01") if m["type"] == 3 and m["action"] == "TriggerMessage"
     ][-1]
-    triggered = wait_for(
-        lambda: csms.calls("CP01", message)[before:], what=f"triggered {message}"
-    )[0]
-    return answer["i"], triggered["i"]
+    new = wait_for(lambda: csms.calls("CP01", message)[before:], what=f"triggered {message}")
+    return answer["i"], new[0]["i"]
 
 
 def _profiles(csms: DevCsms) -> set[str]:
@@ -87,7 +85,13 @@ def test_supported_feature_profiles_follow_what_is_served(
     csms: DevCsms, start_evsed: Callable[..., Evsed]
 ) -> None:
     booted(start_evsed, csms)
-    assert _profiles(csms) == {"Core", "LocalAuthListManagement", "RemoteTrigger", "SmartCharging"}
+    assert _profiles(csms) == {
+        "Core",
+        "LocalAuthListManagement",
+        "RemoteTrigger",
+        "Reservation",
+        "SmartCharging",
+    }
     refused = csms.call(
         "UpdateFirmware",
         {"location": "http://127.0.0.1:1/x.raucb", "retrieveDate": "2030-01-01T00:00:00Z"},
@@ -105,6 +109,7 @@ def test_supported_feature_profiles_with_firmware_updates(
         "FirmwareManagement",
         "LocalAuthListManagement",
         "RemoteTrigger",
+        "Reservation",
         "SmartCharging",
     }
 

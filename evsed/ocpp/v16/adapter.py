@@ -18,9 +18,11 @@ from typing import Any
 
 from evsed.config import Config
 from evsed.ocpp.transport import CsmsLink
+from evsed.ocpp.v16.data_transfer import DataTransferAnswer, DataTransfers, VendorExtensions
 from evsed.ocpp.v16.delivery import OutboxDelivery
 from evsed.ocpp.v16.firmware import FirmwareOperations
 from evsed.ocpp.v16.operations import CsmsOperations
+from evsed.ocpp.v16.pricing import Pricing
 from evsed.ocpp.v16.sampler import MeterSampler
 from evsed.ocpp.v16.security import SecurityOperations
 from evsed.ocpp.v16.service import OcppV16Service, boot_request
@@ -143,7 +145,13 @@ class V16Client:
         self.sampler = MeterSampler(
             charger.connectors, sessions.transactions, outbox, keys, now, sessions.meter_values
         )
-        self.ops = CsmsOperations(charger, sessions, firmware=self._firmware)
+        # Vendor extensions (DataTransfer, §5.6): the pricing whitepaper's costmsg.
+        extensions = VendorExtensions()
+        self.pricing = Pricing(charger, keys, sessions.transactions)
+        self.pricing.register(extensions)
+        self.pricing.apply_default_price()
+        self.data_transfers = DataTransfers(sessions.calls)
+        self.ops = CsmsOperations(charger, sessions, firmware=self._firmware, extensions=extensions)
         self.service = OcppV16Service(
             config,
             self.link,
@@ -217,6 +225,14 @@ class V16Client:
     def set_network(self, up: bool) -> None:
         self.link.set_network(up)
 
+    async def vendor_data(
+        self, vendor_id: str, message_id: str | None, data: str | None
+    ) -> tuple[str, str | None] | None:
+        answer: DataTransferAnswer | None = await self.data_transfers.send(
+            vendor_id, message_id, data
+        )
+        return None if answer is None else (answer.status, answer.data)
+
     # -- inside -------------------------------------------------------------------------------
 
     async def _messages_sent(self) -> None:
@@ -232,6 +248,7 @@ class V16Client:
 
     def _key_changed(self, key: str) -> None:
         self.ops.apply_key(key)
+        self.pricing.key_changed(key)
         self.service.key_changed(key)
         self.sampler.key_changed(key)
 

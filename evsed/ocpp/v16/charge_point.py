@@ -22,8 +22,10 @@ from ocpp.v16.enums import Action
 from evsed.charging.schedules import Profile
 from evsed.ocpp import rpc
 from evsed.ocpp.v16.configuration_keys import FEATURE_PROFILES
+from evsed.ocpp.v16.data_transfer import DataTransferHandlers
 from evsed.ocpp.v16.firmware import FirmwareHandlers
 from evsed.ocpp.v16.operations import CsmsOperations
+from evsed.ocpp.v16.reservations import ReservationHandlers
 from evsed.ocpp.v16.security import SecurityHandlers, SecurityOperations
 from evsed.ocpp.v16.smart_charging import ProfileRefused, SmartCharging, SmartChargingHandlers
 from evsed.ocpp.v16.trigger import TriggeredMessages, TriggerHandlers
@@ -83,6 +85,8 @@ def supported_profiles(actions: frozenset[str]) -> list[str]:
 
 
 class V16ChargePoint(
+    DataTransferHandlers,
+    ReservationHandlers,
     TriggerHandlers,
     SecurityHandlers,
     SmartChargingHandlers,
@@ -108,6 +112,8 @@ class V16ChargePoint(
         super().__init__(charger_id, connection, **kw)
         self._ops = ops
         self._security = security
+        self._reservations = ops.reservations
+        self._extensions = ops.extensions
         self._triggers = triggers
         self._smart = smart
         self._remote_start_accepted = False
@@ -183,7 +189,7 @@ class V16ChargePoint(
         # Decide now, act after the answer is sent (the StartTransaction must follow it).
         # §5.11, §5.16.2: a chargingProfile given here is a TxProfile for the transaction.
         self._remote_start_profile = None
-        accepted = self._ops.remote_start_possible(connector_id)
+        accepted = self._ops.remote_start_possible(connector_id, id_tag)
         if accepted and charging_profile is not None:
             try:
                 self._remote_start_profile = self._smart.check(
@@ -204,7 +210,7 @@ class V16ChargePoint(
     async def _remote_start(
         self, id_tag: str, connector_id: int | None, profile: Profile | None
     ) -> None:
-        target = self._ops.remote_start_target(connector_id)
+        target = self._ops.remote_start_target(connector_id, id_tag)
         if target is None:
             log.warning("remote start: connector %s is no longer free", connector_id)
             return
@@ -246,7 +252,7 @@ class V16ChargePoint(
         # the connector opened (OCPP 1.6 §5.18).
         return call_result.UnlockConnector(status=await self._ops.unlock(connector_id))
 
-    # -- §5.3 / §5.8 / §5.4 / §5.6 ------------------------------------------------------------
+    # -- §5.3 / §5.8 / §5.4 (DataTransfer §5.6: data_transfer.py) ----------------------------
 
     @on(Action.get_configuration)
     def on_get_configuration(
@@ -282,12 +288,6 @@ class V16ChargePoint(
     @on(Action.clear_cache)
     async def on_clear_cache(self, **_: Any) -> call_result.ClearCache:
         return call_result.ClearCache(status=await self._ops.clear_cache())
-
-    @on(Action.data_transfer)
-    def on_data_transfer(
-        self, vendor_id: str, message_id: str | None = None, data: str | None = None, **_: Any
-    ) -> call_result.DataTransfer:
-        return call_result.DataTransfer(status=self._ops.data_transfer(vendor_id, message_id))
 
     # -- Local Auth List Management §5.10 / §5.15 ---------------------------------------------
 

@@ -71,6 +71,7 @@ class ConfigurationKeys:
         number_of_connectors: int,
         supported_profiles: Iterable[str],
         measurands: Iterable[str] = MEASURANDS,
+        extra_keys: Iterable[KeySpec] = (),
     ) -> None:
         """``measurands``: what the meter can deliver (default: the whole 1.6 Measurand enum);
         the measurand lists accept only these (with or without a phase suffix)."""
@@ -87,6 +88,8 @@ class ConfigurationKeys:
         self._subscribers: list[Subscriber] = []
         # Keys of an unsupported profile do not exist (§9.2 keys need LocalAuthListManagement).
         self._specs = {spec.name: spec for spec in KEYS if spec.profile in profiles}
+        # Keys of a vendor extension (the pricing whitepaper's), after the standard ones.
+        self._specs |= {spec.name: spec for spec in extra_keys}
         self._by_folded = {name.casefold(): spec for name, spec in self._specs.items()}
         self._values: dict[str, str] = {}
         self._apply_defaults(defaults, profiles)
@@ -103,6 +106,9 @@ class ConfigurationKeys:
 
     def get_bool(self, key: str) -> bool:
         return self._typed(key, KeyType.BOOL) == "true"
+
+    def get_string(self, key: str) -> str:
+        return self._typed(key, KeyType.STRING)
 
     def get_csl(self, key: str) -> list[str]:
         value = self._typed(key, KeyType.CSL)

@@ -63,6 +63,8 @@ ConnectorSwitch3to1Phase-          bool   R   false                            n
   Supported (§9.4)
 MaxChargingProfilesInstalled       int    R   16                               no   smart charging
   (§9.4)
+ReserveConnectorZeroSupported      bool   R   reservations.connector_zero      no   reservations
+  (§9.3)
 =================================  =====  ==  ===============================  ===  ==============
 
 The §9.2 keys exist only when LocalAuthListManagement is a supported profile, the §9.4 keys only
@@ -76,6 +78,7 @@ which refuses a profile that breaks the §9.4 limits.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -87,13 +90,14 @@ MAX_VALUE_LENGTH = 500  # ChangeConfiguration.req / KeyValue: value is CiString5
 
 CORE = "Core"
 LOCAL_AUTH_LIST = "LocalAuthListManagement"
+RESERVATION = "Reservation"
 SMART_CHARGING = "SmartCharging"
 # The six feature profiles of OCPP 1.6 (§3).
 FEATURE_PROFILES = (
     CORE,
     "FirmwareManagement",
     LOCAL_AUTH_LIST,
-    "Reservation",
+    RESERVATION,
     "SmartCharging",
     "RemoteTrigger",
 )
@@ -108,6 +112,7 @@ class KeyType(StrEnum):
     BOOL = "boolean"
     INT = "integer"
     CSL = "CSL"
+    STRING = "string"  # free text (vendor keys), checked by the key's own ``check``
 
 
 class Vocabulary(StrEnum):
@@ -133,6 +138,8 @@ class KeySpec:
     vocabulary: Vocabulary | None = None
     max_items_key: str = ""  # CSL only: the *MaxLength key that bounds the number of items
     profile: str = CORE
+    # STRING only: the value in canonical form, or None when it is not valid for the key.
+    check: Callable[[str], str | None] | None = None
 
 
 def _bool(name: str, default: bool, *, readonly: bool = False, profile: str = CORE) -> KeySpec:
@@ -199,6 +206,7 @@ KEYS: tuple[KeySpec, ...] = (
     _bool("LocalAuthListEnabled", True, profile=LOCAL_AUTH_LIST),
     _ro_int("LocalAuthListMaxLength", 1000, profile=LOCAL_AUTH_LIST),
     _ro_int("SendLocalListMaxLength", 1000, profile=LOCAL_AUTH_LIST),
+    _bool("ReserveConnectorZeroSupported", True, readonly=True, profile=RESERVATION),
     _ro_int("ChargeProfileMaxStackLevel", 8, profile=SMART_CHARGING),
     KeySpec(
         "ChargingScheduleAllowedChargingRateUnit",
@@ -244,6 +252,8 @@ def normalise(
     if spec.type is KeyType.BOOL:
         lowered = text.lower()
         return lowered if lowered in ("true", "false") else None
+    if spec.type is KeyType.STRING:
+        return spec.check(raw) if spec.check is not None else raw
     if spec.type is KeyType.INT:
         if not _DIGITS.fullmatch(text):
             return None

@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from evsed.charging.events import StopReason
 from evsed.charging.state import Settings
 from evsed.ocpp.v16.configuration import ConfigurationKeys
+from evsed.ocpp.v16.data_transfer import VendorExtensions
 from evsed.ocpp.v16.metering import SUPPORTED_MEASURANDS
+from evsed.ocpp.v16.reservations import V16Reservations
 from evsed.port import Charger, Connector
 
 if TYPE_CHECKING:
@@ -48,6 +50,7 @@ class CsmsOperations:
         sessions: V16Sessions,
         *,
         firmware: FirmwareOperations | None,
+        extensions: VendorExtensions,
     ) -> None:
         self._charger = charger
         self._sessions = sessions
@@ -55,26 +58,34 @@ class CsmsOperations:
         self._tx = sessions.transactions
         self._auth = sessions.authorizer
         self.firmware = firmware  # None: [ota] disabled, the firmware actions are not served
+        self.reservations = V16Reservations(charger, sessions.keys)
+        self.extensions = extensions  # DataTransfer from the CSMS (§5.6)
 
     # -- remote start / stop (§5.11, §5.12) ---------------------------------------------------
 
-    def _idle_connector(self, connector_id: int | None) -> Connector | None:
+    def _idle_connector(self, connector_id: int | None, id_tag: str) -> Connector | None:
+        """An idle connector where ``id_tag`` may start: one reserved for someone else is not
+        (§5.13; a remote start's idTag has no known group, so only the reserved tag itself)."""
+
+        def usable(c: Connector) -> bool:
+            return _idle(c) and self._charger.may_start(c.connector_id, id_tag)
+
         connectors = self._charger.connectors
         if connector_id is None:
-            return next((c for c in connectors.values() if _idle(c)), None)
+            return next((c for c in connectors.values() if usable(c)), None)
         connector = connectors.get(connector_id)
-        return connector if connector is not None and _idle(connector) else None
+        return connector if connector is not None and usable(connector) else None
 
-    def remote_start_possible(self, connector_id: int | None) -> bool:
-        return self._idle_connector(connector_id) is not None
+    def remote_start_possible(self, connector_id: int | None, id_tag: str) -> bool:
+        return self._idle_connector(connector_id, id_tag) is not None
 
-    def remote_start_target(self, connector_id: int | None) -> int | None:
+    def remote_start_target(self, connector_id: int | None, id_tag: str) -> int | None:
         """The connector a remote start goes to (the one asked, or a free one)."""
-        connector = self._idle_connector(connector_id)
+        connector = self._idle_connector(connector_id, id_tag)
         return None if connector is None else connector.connector_id
 
     def remote_start(self, id_tag: str, connector_id: int | None) -> bool:
-        connector = self._idle_connector(connector_id)
+        connector = self._idle_connector(connector_id, id_tag)
         if connector is None:
             return False
         self._sessions.remote_started(connector.connector_id)
@@ -133,13 +144,6 @@ class CsmsOperations:
         self, version: int, update_type: str, entries: list[dict[str, Any]]
     ) -> str:
         return await self._auth.send_local_list(version, update_type, entries)
-
-    # -- data transfer (§5.6) -----------------------------------------------------------------
-
-    def data_transfer(self, vendor_id: str, message_id: str | None) -> str:
-        """No vendor extensions are built in: every vendor is unknown (§5.6)."""
-        log.info("DataTransfer from the CSMS for vendor %r message %r", vendor_id, message_id)
-        return "UnknownVendorId"
 
     # -- keys that change the charging policy -------------------------------------------------
 

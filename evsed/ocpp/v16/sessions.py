@@ -20,6 +20,7 @@ from evsed.ocpp.v16.calls import CsmsCalls
 from evsed.ocpp.v16.charge_point import served_actions, supported_profiles
 from evsed.ocpp.v16.configuration import ConfigurationKeys
 from evsed.ocpp.v16.metering import SUPPORTED_MEASURANDS, MeterValueBuilder
+from evsed.ocpp.v16.pricing import languages, pricing_keys
 from evsed.ocpp.v16.settings import KeyAuthSettings, key_defaults
 from evsed.ocpp.v16.transactions import V16Transactions
 from evsed.store.auth import AuthStore
@@ -52,6 +53,7 @@ class V16Sessions:
                 served_actions(firmware_updates=config.ota.enabled)
             ),
             measurands=SUPPORTED_MEASURANDS,
+            extra_keys=pricing_keys(languages(config.pricing.languages)),
         )
         self.calls = CsmsCalls()
         self.meter_values = MeterValueBuilder(
@@ -106,8 +108,17 @@ class V16Sessions:
             self.transactions.stopped_by(connector_id, presented_tag)
         return allowed
 
-    async def start(self, connector_id: int, id_tag: str, reading: MeterReading | None) -> None:
-        await self.transactions.start(connector_id, id_tag, reading)
+    async def start(
+        self,
+        connector_id: int,
+        id_tag: str,
+        reading: MeterReading | None,
+        reservation_id: int | None = None,
+    ) -> None:
+        await self.transactions.start(connector_id, id_tag, reading, reservation_id)
+
+    def group_of(self, connector_id: int) -> str | None:
+        return self._parents.get(connector_id)
 
     async def stop(
         self, connector_id: int, reason: StopReason, reading: MeterReading | None

@@ -51,4 +51,5 @@ def key_defaults(config: Config) -> dict[str, str]:
         "MeterValueSampleInterval": str(math.ceil(config.charging.meter_values_interval_s)),
         "StopTransactionOnEVSideDisconnect": str(config.charging.stop_on_ev_disconnect).lower(),
         "WebSocketPingInterval": str(math.ceil(config.csms.ping_interval_s)),
+        "ReserveConnectorZeroSupported": str(config.reservations.connector_zero).lower(),
     }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from evsed.charging.faults import Fault
+from evsed.charging.faults import FAULT_DETAILS, Fault
 from evsed.charging.state import ConnectorState, Phase
 
 # Most severe first: the first active fault in this order names the errorCode.
@@ -21,6 +21,8 @@ ERROR_CODES: dict[Fault, str] = {
     Fault.CP_STATE_F: "EVCommunicationError",
     Fault.METER_FAILURE: "PowerMeterFailure",
 }
+
+Detail = tuple[str | None, str | None]  # StatusNotification info, vendorErrorCode
 
 _BY_PHASE = {
     Phase.IDLE: "Available",
@@ -44,4 +46,19 @@ def connector_status(state: ConnectorState) -> tuple[str, str]:
     error = next((code for fault, code in ERROR_CODES.items() if fault in state.faults), "NoError")
     if state.blocking_faults:
         return "Faulted", error
+    if state.phase is Phase.IDLE and state.reserved:
+        return "Reserved", error  # §5.13: held for a reservation
     return _BY_PHASE[state.phase], error
+
+
+def fault_detail(state: ConnectorState) -> Detail:
+    """(info, vendorErrorCode) of the fault that names the errorCode (§7.40: CiString50 each),
+    with how many more faults there are; (None, None) without a fault."""
+    faults = [fault for fault in ERROR_CODES if fault in state.faults]
+    if not faults:
+        return None, None
+    vendor, info = FAULT_DETAILS[faults[0]]
+    if len(faults) > 1:
+        more = f" (+{len(faults) - 1} more)"
+        info = info[: 50 - len(more)] + more
+    return info[:50], vendor[:50]

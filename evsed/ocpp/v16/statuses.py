@@ -8,6 +8,8 @@ projection of the charger's state, reported as it changes.
 - A status change waits for the transaction message it follows from (StopTransaction before
   Available, OCA TC_005), for at most one call timeout, and not while the state database takes
   no writes (then the message cannot be committed, and the fault must be heard).
+- A fault's errorCode comes with its vendorErrorCode and an info text for the technician
+  (:data:`evsed.charging.faults.FAULT_DETAILS`), noted in the fault history once sent.
 - Connector 0 is Unavailable once the charge point was made Inoperative and no transaction is
   left (§5.2); a local list conflict is reported on it (§3.5.2), and a lost site meter (local
   load management on its fallback current) as PowerMeterFailure while it lasts.
@@ -27,13 +29,15 @@ from ocpp.v16 import call
 from evsed.clock import iso
 from evsed.ocpp.v16.charge_point import V16ChargePoint
 from evsed.ocpp.v16.configuration import ConfigurationKeys
-from evsed.ocpp.v16.status import connector_status
+from evsed.ocpp.v16.status import Detail, connector_status, fault_detail
 from evsed.port import Charger, Connector
 from evsed.store.health import StorageHealth
 
 log = logging.getLogger(__name__)
 
-StatusChange = tuple[int, str, str, str]  # connector, status, errorCode, timestamp
+# connector, status, errorCode, timestamp, (info, vendorErrorCode)
+StatusChange = tuple[int, str, str, str, Detail]
+NO_DETAIL: Detail = (None, None)
 CHARGE_POINT = 0
 
 
@@ -78,7 +82,10 @@ class StatusReporter:
         """§3.5.2: the CSMS contradicted the local list: StatusNotification, connector 0."""
         log.warning("local authorization list conflicts with the CSMS for a tag")
         status = self.current_status(CHARGE_POINT)[0]
-        self._changes.put_nowait((CHARGE_POINT, status, "LocalListConflict", self._iso_now()))
+        detail = ("local list differs from the CSMS", None)
+        self._changes.put_nowait(
+            (CHARGE_POINT, status, "LocalListConflict", self._iso_now(), detail)
+        )
 
     async def run(self, cp: V16ChargePoint, reported: asyncio.Event | None = None) -> None:
         """One connection's statuses: the current ones first (then ``reported`` is set), then
@@ -89,7 +96,8 @@ class StatusReporter:
         try:
             for connector_id in (CHARGE_POINT, *self._charger.connectors):
                 status = self._last[connector_id] = self.current_status(connector_id)
-                await self._send(cp, connector_id, *status, self._iso_now())
+                detail = self._detail(connector_id)
+                await self._send(cp, connector_id, *status, self._iso_now(), detail)
             if reported is not None:
                 reported.set()
             while True:
@@ -118,7 +126,7 @@ class StatusReporter:
         self._last[connector_id] = status
         if not self._online:
             return  # sent from the current state on reconnection
-        change = (connector_id, *status, self._iso_now())
+        change = (connector_id, *status, self._iso_now(), self._detail(connector_id))
         hold = self._keys.get_int("MinimumStatusDuration")
         if hold <= 0:
             self._changes.put_nowait(change)
@@ -144,16 +152,38 @@ class StatusReporter:
             for task in waits:
                 task.cancel()
 
+    def _detail(self, connector_id: int) -> Detail:
+        if connector_id == CHARGE_POINT:
+            if self._charger.site_meter_lost:
+                return ("site meter does not answer: fallback current", "EVSED-SITE-METER")
+            return NO_DETAIL
+        return fault_detail(self._charger.connectors[connector_id].state)
+
     async def _send(
-        self, cp: V16ChargePoint, connector_id: int, status: str, error: str, timestamp: str
+        self,
+        cp: V16ChargePoint,
+        connector_id: int,
+        status: str,
+        error: str,
+        timestamp: str,
+        detail: Detail = NO_DETAIL,
     ) -> None:
+        info, vendor = detail
         request = call.StatusNotification(
-            connector_id=connector_id, error_code=error, status=status, timestamp=timestamp
+            connector_id=connector_id,
+            error_code=error,
+            status=status,
+            timestamp=timestamp,
+            info=info,
+            vendor_error_code=vendor,
         )
         try:
             await cp.call(request, suppress=False)
         except (OCPPError, TimeoutError) as exc:
             log.warning("StatusNotification failed: %s", exc)
+            return
+        if vendor is not None and connector_id != CHARGE_POINT:
+            self._charger.fault_reported(connector_id, vendor, error)
 
     def _iso_now(self) -> str:
         return iso(self._now())

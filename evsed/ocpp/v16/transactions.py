@@ -26,6 +26,8 @@ from hal.types import MeterReading
 
 log = logging.getLogger(__name__)
 
+ENDED_KEPT = 32  # ended transactions whose connector is remembered
+
 
 class V16Transactions:
     """Implements :class:`evsed.connector.TransactionSink` for OCPP 1.6."""
@@ -47,6 +49,9 @@ class V16Transactions:
         self._csms_ids: dict[int, int] = {}  # local transaction id -> CSMS transactionId
         # connector id -> the idTag of another card of the group that asked to stop (§6.51)
         self._stopped_by: dict[int, str] = {}
+        # CSMS transactionId -> connector of the transactions ended lately (a FinalCost for
+        # one may come after its StopTransaction)
+        self._ended: dict[int, int] = {}
 
     def _meter_value(
         self,
@@ -68,6 +73,14 @@ class V16Transactions:
         """The CSMS's id of the connector's running transaction, once it gave one."""
         local_id = self.open.get(connector_id)
         return None if local_id is None else self._csms_ids.get(local_id)
+
+    def connector_of(self, csms_id: int, *, finished_too: bool = False) -> int | None:
+        """The connector of the transaction the CSMS calls ``csms_id``: a running one, or with
+        ``finished_too`` also one of the last that ended."""
+        for connector_id in self.open:
+            if self.csms_transaction_id(connector_id) == csms_id:
+                return connector_id
+        return self._ended.get(csms_id) if finished_too else None
 
     async def csms_id_of(self, local_id: int) -> int:
         """The CSMS's id of a transaction for its later messages; -1 when the start was never
@@ -94,19 +107,25 @@ class V16Transactions:
         """``id_tag`` (not the one that started it) is stopping the connector's transaction."""
         self._stopped_by[connector_id] = id_tag
 
-    async def start(self, connector_id: int, id_tag: str, reading: MeterReading | None) -> None:
+    async def start(
+        self,
+        connector_id: int,
+        id_tag: str,
+        reading: MeterReading | None,
+        reservation_id: int | None = None,
+    ) -> None:
         self._stopped_by.pop(connector_id, None)
         ts = iso(self._now())
         meter_wh = _wh(reading)
-        message = (
-            "StartTransaction",
-            {
-                "connector_id": connector_id,
-                "id_tag": id_tag,
-                "meter_start": meter_wh,
-                "timestamp": ts,
-            },
-        )
+        payload: dict[str, Any] = {
+            "connector_id": connector_id,
+            "id_tag": id_tag,
+            "meter_start": meter_wh,
+            "timestamp": ts,
+        }
+        if reservation_id is not None:
+            payload["reservation_id"] = reservation_id  # §6.45: the reservation it used
+        message = ("StartTransaction", payload)
         begin = self._meter_value(
             connector_id, reading, "StopTxnSampledData", "Transaction.Begin", ts, 0.0
         )
@@ -181,6 +200,10 @@ class V16Transactions:
             log.error("connector %d: stop without a running transaction", connector_id)
             return
         id_tag = stopped_by if reason is StopReason.LOCAL else None
+        if (csms_id := self._csms_ids.get(local_id)) is not None:
+            self._ended[csms_id] = connector_id
+            while len(self._ended) > ENDED_KEPT:
+                del self._ended[next(iter(self._ended))]
         await self.stop_local(local_id, reason, reading, id_tag=id_tag)
 
     async def stop_local(
