@@ -105,6 +105,7 @@ class Daemon:
                 manager=manager,
                 health=health_check(charger, sessions),
                 db=db,
+                security=security.events,
             ),
         )
         tasks: list[asyncio.Task[None]] = []

@@ -8,7 +8,9 @@ Routes (JSON bodies; API-level failures answer ``{"detail": "..."}``):
 ``GET /api/messages[?cp=&action=&since=]``, ``GET /api/chargers``, ``GET /api/transactions``,
 ``POST /api/call``, ``POST /api/send-raw``, ``POST /api/remote-start``, ``POST /api/remote-stop``,
 ``POST /api/boot-status``, ``GET|POST /api/id-tags`` (per-tag IdTagInfo), ``GET|POST
-/api/answers`` (drop, delay or refuse a charger's CALLs of one action), ``GET|HEAD
+/api/answers`` (drop, delay or refuse a charger's CALLs of one action), ``GET
+/api/connections`` (every connection attempt: Basic auth, TLS, client certificate), ``POST
+/api/auth-keys`` (the AuthorizationKey a charge point's Basic auth must carry), ``GET|HEAD
 /files/<name>`` (``<name>`` may be a path into a directory tree, e.g. a casync chunk store),
 ``GET /api/files/served[?prefix=]`` (bytes and requests served per file),
 ``POST /api/files/served/reset``, ``GET|POST /api/files/faults`` (files under a prefix
@@ -84,6 +86,12 @@ class AdminBackend(Protocol):
 
     async def answer_rules(self) -> dict[str, Any]:
         """The answer rules in force."""
+
+    async def connections(self) -> list[dict[str, Any]]:
+        """Every connection attempt (Basic auth outcome, TLS, client certificate)."""
+
+    async def set_auth_key(self, cp_id: str, key: str | None) -> dict[str, Any]:
+        """Expect Basic auth with this AuthorizationKey (hex) from a charge point."""
 
 
 class ApiError(Exception):
@@ -405,6 +413,19 @@ class _AdminHandler(BaseHTTPRequestHandler):
         coro = self.server.backend.set_answer_rule(action, rule)
         return HTTPStatus.OK, self._on_loop(coro, _LOOP_GRACE)
 
+    def _connections(self, _: object) -> tuple[HTTPStatus, Any]:
+        return HTTPStatus.OK, self._on_loop(self.server.backend.connections(), _LOOP_GRACE)
+
+    def _set_auth_key(self, body: dict[str, Any]) -> tuple[HTTPStatus, Any]:
+        """``{"cp", "key"}``: the AuthorizationKey (hex) Basic auth must carry; null: none."""
+        coro = self.server.backend.set_auth_key(
+            _require(body, "cp", str), _optional(body, "key", str)
+        )
+        try:
+            return HTTPStatus.OK, self._on_loop(coro, _LOOP_GRACE)
+        except ValueError as exc:
+            raise ApiError(HTTPStatus.BAD_REQUEST, str(exc)) from exc
+
 
 def _optional(body: dict[str, Any], key: str, kind: type[_T]) -> _T | None:
     return None if body.get(key) is None else _require(body, key, kind)
@@ -424,6 +445,8 @@ _ROUTES: dict[tuple[str, str], _Route] = {
     ("POST", "/api/id-tags"): _AdminHandler._set_id_tag,
     ("GET", "/api/answers"): _AdminHandler._answers,
     ("POST", "/api/answers"): _AdminHandler._set_answer,
+    ("GET", "/api/connections"): _AdminHandler._connections,
+    ("POST", "/api/auth-keys"): _AdminHandler._set_auth_key,
     ("GET", "/api/files/served"): _AdminHandler._files_served,
     ("POST", "/api/files/served/reset"): _AdminHandler._files_served_reset,
     ("GET", "/api/files/faults"): _AdminHandler._files_faults,

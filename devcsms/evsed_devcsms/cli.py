@@ -94,7 +94,8 @@ async def _serve(args: argparse.Namespace) -> int:
         files_dir=args.files,
         journal=journal,
         call_timeout=args.call_timeout,
-        tls=_tls_context(args.tls_cert, args.tls_key),
+        tls=_tls_context(args),
+        auth_keys=dict(args.auth_key),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -111,14 +112,45 @@ async def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
-    """A server context for wss://, or None for plain ws://."""
-    if cert is None:
+_TLS_VERSIONS = {
+    "1.1": ssl.TLSVersion.TLSv1_1,
+    "1.2": ssl.TLSVersion.TLSv1_2,
+    "1.3": ssl.TLSVersion.TLSv1_3,
+}
+
+
+def _tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """A server context for wss://, or None for plain ws://. ``--tls-client-ca`` asks for a
+    client certificate (security profile 3); ``--tls-max-version`` and ``--tls-ciphers`` make
+    a CSMS with an old or weak TLS setup, to see the charger refuse it."""
+    if args.tls_cert is None:
         return None
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(cert, key)
+    if args.tls_max_version:
+        version = _TLS_VERSIONS[args.tls_max_version]
+        context.maximum_version = version
+        if version < ssl.TLSVersion.TLSv1_2:
+            context.minimum_version = version
+            context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    if args.tls_ciphers:
+        context.set_ciphers(args.tls_ciphers)
+    context.load_cert_chain(args.tls_cert, args.tls_key)
+    if args.tls_client_ca is not None:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(args.tls_client_ca)
     return context
+
+
+def _auth_key(text: str) -> tuple[str, str]:
+    cp_id, sep, key = text.partition("=")
+    if not sep or not cp_id:
+        raise argparse.ArgumentTypeError(f"expected CP=HEXKEY, got {text!r}")
+    try:
+        bytes.fromhex(key)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"the key of {cp_id} is not hexadecimal") from None
+    return cp_id, key
 
 
 def _print_answer(answer: dict[str, Any]) -> int:
@@ -215,6 +247,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--tls-cert", type=Path, help="serve wss:// with this PEM certificate (chain) file"
     )
     serve.add_argument("--tls-key", type=Path, help="private key of --tls-cert (PEM)")
+    serve.add_argument(
+        "--tls-client-ca",
+        type=Path,
+        help="require a client certificate signed by this CA (security profile 3)",
+    )
+    serve.add_argument("--tls-max-version", choices=sorted(_TLS_VERSIONS), help="newest TLS")
+    serve.add_argument("--tls-ciphers", help="OpenSSL cipher list for TLS 1.2 and older")
+    serve.add_argument(
+        "--auth-key",
+        type=_auth_key,
+        action="append",
+        default=[],
+        metavar="CP=HEXKEY",
+        help="require HTTP Basic auth from CP with this AuthorizationKey (repeatable)",
+    )
     serve.add_argument("--files", type=Path, help="directory served under /files/")
     serve.add_argument("--journal", type=Path, help="append every frame as JSON lines here")
     serve.add_argument("-v", "--verbose", action="store_true")

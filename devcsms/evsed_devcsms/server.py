@@ -25,6 +25,7 @@ from evsed_devcsms.admin import AdminServer
 from evsed_devcsms.chargepoint import CallOutcome, CsmsChargePoint
 from evsed_devcsms.errors import ChargerNotConnected
 from evsed_devcsms.journal import Journal, utc_now
+from evsed_devcsms.security import ConnectionChecks
 from evsed_devcsms.state import (
     AnswerRule,
     CsmsSettings,
@@ -73,9 +74,13 @@ class DevCsms:
         id_factory: Callable[[], object] | None = None,
         clock: Callable[[], datetime] = utc_now,
         tls: ssl.SSLContext | None = None,
+        auth_keys: dict[str, str] | None = None,
     ) -> None:
-        """``tls``: serve the OCPP endpoint as wss:// with this server context."""
+        """``tls``: serve the OCPP endpoint as wss:// with this server context;
+        ``auth_keys``: charge point id -> the AuthorizationKey (hex) its Basic auth must
+        carry (security profiles 1 and 2)."""
         self._tls = tls
+        self.checks = ConnectionChecks(auth_keys)
         self.state = CsmsState(settings or CsmsSettings(), clock=clock)
         self.journal = journal if journal is not None else Journal(clock=clock)
         self.call_timeout = call_timeout
@@ -147,12 +152,13 @@ class DevCsms:
     # --- websocket side -----------------------------------------------------------------
 
     def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        if charge_point_id(request.path) is None:
+        cp_id = charge_point_id(request.path)
+        if cp_id is None:
             _LOG.warning("refused websocket request for %s", request.path)
             return connection.respond(
                 HTTPStatus.NOT_FOUND, f"OCPP endpoint is {PATH_PREFIX}<charge point id>\n"
             )
-        return None
+        return self.checks.check(connection, request, cp_id, self.state.now())
 
     async def _serve_connection(self, connection: ServerConnection) -> None:
         assert connection.request is not None  # set once the handshake succeeded
@@ -191,6 +197,14 @@ class DevCsms:
         task.add_done_callback(self._tasks.discard)
 
     # --- operations (also behind the admin API; run on the websocket loop) --------------
+
+    async def connections(self) -> list[dict[str, Any]]:
+        """Every connection attempt: Basic auth outcome, TLS version, client certificate."""
+        return list(self.checks.records)
+
+    async def set_auth_key(self, cp_id: str, key: str | None) -> dict[str, Any]:
+        """Expect Basic auth with ``key`` (hex) from ``cp_id`` from now on (None: none)."""
+        return self.checks.set_key(cp_id, key)
 
     def connected(self) -> list[str]:
         """Ids of the connected charge points."""

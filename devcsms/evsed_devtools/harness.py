@@ -69,15 +69,18 @@ class DevCsms:
             raise RuntimeError(f"dev CSMS did not start: {line!r}")
         return cls(proc, match.group(1), match.group(2), workdir, args)
 
-    def restart(self, down_s: float = 0.0) -> None:
+    def restart(self, down_s: float = 0.0, args: tuple[str, ...] | None = None) -> None:
         """Stop the CSMS (chargers see the connection drop), wait ``down_s``, and start it
-        again on the same ports with the same arguments. The new process has a fresh journal
-        and state: transaction ids start at 1 again, admin API settings are gone."""
+        again on the same ports with the same arguments (or ``args``: e.g. with TLS). The new
+        process has a fresh journal and state: transaction ids start at 1 again, admin API
+        settings are gone."""
         assert self.workdir is not None, "restart needs a CSMS made by DevCsms.start"
         ws_port, http_port = urlsplit(self.ws_url).port, urlsplit(self.http_url).port
         self.stop()
         time.sleep(down_s)
         ports = ("--port", str(ws_port), "--http-port", str(http_port))
+        if args is not None:
+            self.args = args
         fresh = DevCsms.start(self.workdir, *self.args, *ports)
         self.proc, self.ws_url, self.http_url = fresh.proc, fresh.ws_url, fresh.http_url
 

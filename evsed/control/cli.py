@@ -13,6 +13,7 @@ evsectl --config FILE wait-healthy [--timeout S]  (exit 0 once the boot's health
 evsectl --config FILE faults [--connector N] [--limit N] [--json]
 evsectl --config FILE display [--frames N]       (the display feed, one JSON object a line)
 evsectl --config FILE data-transfer VENDOR_ID [--message-id ID] [--data TEXT]
+evsectl --config FILE security-log [--clear] [--json]  (the security log, oldest first)
 
 A connector's verbs act on connector 1 unless --connector names another.
 """
@@ -82,6 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     transfer.add_argument("vendor_id")
     transfer.add_argument("--message-id")
     transfer.add_argument("--data")
+    security_log = sub.add_parser("security-log", help="the security log, oldest first")
+    security_log.add_argument(
+        "--clear", action="store_true", help="empty it (recorded as SecurityLogWasCleared)"
+    )
+    security_log.add_argument("--json", action="store_true", help="machine-readable output")
     args = parser.parse_args(argv)
     if args.cmd == "wait-healthy" and not 0 < args.timeout <= 86400:
         parser.error("--timeout must be between 0 and 86400 seconds")
@@ -105,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         message.update(connector=args.connector)
     elif args.cmd == "data-transfer":
         message.update(vendor_id=args.vendor_id, message_id=args.message_id, data=args.data)
+    elif args.cmd == "security-log":
+        message.update(clear=args.clear)
     elif args.cmd == "faults":
         message.update(limit=args.limit)
         if args.connector is not None:
@@ -135,6 +143,14 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "faults":
         rows = reply["faults"]
         print(json.dumps(rows, indent=2) if args.json else format_faults(rows))
+    elif args.cmd == "security-log":
+        entries = reply["entries"]
+        if args.json:
+            print(json.dumps(entries, indent=2))
+        elif args.clear:
+            print(f"security log cleared: {reply['removed']} entries removed")
+        else:
+            print(format_security_log(entries))
     elif args.cmd == "data-transfer":
         print(reply["status"] + (f" {reply['data']}" if reply.get("data") is not None else ""))
     else:
@@ -192,6 +208,17 @@ def follow_display(path: Path, frames: int | None) -> int:
     return 0
 
 
+def format_security_log(entries: list[dict[str, Any]]) -> str:
+    """One line per entry, oldest first; ``sent`` marks the events queued for the CSMS."""
+    if not entries:
+        return "the security log is empty"
+    return "\n".join(
+        f"{e['at']}  {e['type']}{'  (sent to the CSMS)' if e['notified'] else ''}"
+        + (f"  {e['tech_info']}" if e["tech_info"] else "")
+        for e in entries
+    )
+
+
 def format_faults(rows: list[dict[str, Any]]) -> str:
     """One line per fault, newest first."""
     if not rows:
@@ -232,7 +259,8 @@ def format_status(status: dict[str, Any]) -> str:
         f"charger {status['charger_id']}  firmware {status['firmware_version']}"
         f"  hal {status['hal']}",
         f"ocpp    {ocpp['connection']}  registration {ocpp['registration'] or '-'}"
-        f"  outbox {ocpp['outbox_pending']}  {ocpp['url']}",
+        f"  outbox {ocpp['outbox_pending']}  {ocpp['url']}"
+        f"  security profile {ocpp.get('security_profile', 0)}",
     ]
     health = status.get("health")
     if health is not None:

@@ -4,7 +4,9 @@ Requests: ``{"cmd": "status"}``, ``{"cmd": "sim", "args": [...], "connector": N}
 ``{"cmd": "clear-faults", "connector": N}``, ``{"cmd": "faults", "connector": N, "limit": N}``
 (the fault history, newest first; both optional), ``{"cmd": "data-transfer", "vendor_id": V,
 "message_id": M, "data": D}`` (vendor data to the CSMS), and ``{"cmd": "display"}``: a stream
-of JSON lines that lasts until the client closes (:mod:`evsed.control.display`).
+of JSON lines that lasts until the client closes (:mod:`evsed.control.display`),
+``{"cmd": "security-log", "clear": B}`` (the security log, oldest first; ``clear`` empties
+it, which is itself recorded).
 Replies: ``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``.
 
 The socket is created with mode 0660: its owner (the daemon's user) and group only, and root.
@@ -50,6 +52,9 @@ class Controlled(Protocol):
         self, vendor_id: str, message_id: str | None, data: str | None
     ) -> dict[str, Any]:
         """Vendor data to the CSMS; its answer."""
+
+    async def security_log(self, clear: bool) -> dict[str, Any]:
+        """The security log's entries (after emptying it, when ``clear``)."""
 
     def display(self) -> AsyncGenerator[dict[str, Any], None]:
         """The display feed: current frames, then every change."""
@@ -150,6 +155,11 @@ class ControlServer:
             if not all(v is None or isinstance(v, str) for v in (message, data)):
                 raise ControlError("message_id and data must be strings")
             return await self._target.data_transfer(vendor, message, data)
+        if cmd == "security-log":
+            clear = request.get("clear", False)
+            if not isinstance(clear, bool):
+                raise ControlError("clear must be true or false")
+            return await self._target.security_log(clear)
         if cmd == "faults":
             limit = request.get("limit")
             if limit is not None and (not isinstance(limit, int) or limit < 1):

@@ -8,6 +8,7 @@ charger-wide. They are refused when the hardware is real.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from evsed.control.snapshot import connector_snapshot
 from evsed.ocpp.adapters import CsmsClient
 from evsed.ota.info import FirmwareInfo
 from evsed.port import Charger, Connector
+from evsed.security.events import SecurityEvents
 from evsed.store.db import Database
 from evsed.store.faults import fault_history
 from evsed.store.health import StorageHealth
@@ -48,7 +50,9 @@ class ControlTarget:
         manager: FirmwareManager | None,
         health: Callable[[], Awaitable[str | None]] | None = None,
         db: Database,
+        security: SecurityEvents,
     ) -> None:
+        self._security = security
         self._db = db
         self._config = config
         self._charger = charger
@@ -120,6 +124,11 @@ class ControlTarget:
         if answer is None:
             raise ControlError("no answer from the CSMS (offline, refused or timed out)")
         return {"status": answer[0], "data": answer[1]}
+
+    async def security_log(self, clear: bool) -> dict[str, Any]:
+        removed = await self._security.clear_log("evsectl") if clear else None
+        entries = await asyncio.to_thread(self._security.log.entries)
+        return {"entries": [dataclasses.asdict(e) for e in entries], "removed": removed}
 
     async def faults(self, connector_id: int | None, limit: int | None) -> list[dict[str, Any]]:
         if connector_id is not None:

@@ -6,7 +6,8 @@ and headers from the credentials in force:
 
 - profile 0: the URL as configured (``wss://`` verified against the system trust store);
 - profile 1: HTTP Basic auth (user = charger id, password = the AuthorizationKey's bytes);
-- profile 2: TLS verified against the CentralSystemRootCertificates only, plus Basic auth;
+- profile 2: TLS verified against the CentralSystemRootCertificates only, plus Basic auth
+  (a ``ws://`` URL, when the profile was raised from 0 or 1, is used as ``wss://``);
 - profile 3: TLS with the charge point certificate as the client certificate (a newly signed
   one, once valid, is tried first and becomes the one in use when it has connected).
 
@@ -91,6 +92,10 @@ class ConnectionSecurity:
         headers: dict[str, str] | None = None
         if active.profile >= 1:
             url = _without_userinfo(url)
+        if active.profile >= 2 and url.startswith("ws://"):
+            # Raised over OCPP from a plain profile: the same endpoint, over TLS (1.6 has no
+            # way to give a new URL).
+            url = "wss://" + url.removeprefix("ws://")
         if active.profile in (1, 2) and active.authorization_key:
             headers = {"Authorization": basic_auth(self._charger_id, active)}
         context: ssl.SSLContext | None = None

@@ -166,6 +166,7 @@ class V16Client:
                 transactions=sessions.transactions,
                 boot_request=functools.partial(boot_request, config, firmware_version),
                 firmware_status=self._firmware_status,
+                certificates=self.security,
                 now=now,
             ),
             SmartCharging(charger, keys, sessions.transactions, now=wall_seconds),

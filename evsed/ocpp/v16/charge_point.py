@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
+import json
 import logging
+from collections import OrderedDict
 from collections.abc import Coroutine
 from typing import Any
 
@@ -59,6 +62,7 @@ PROFILE_ACTIONS: dict[str, frozenset[str]] = {
 FIRMWARE_ACTIONS = frozenset({"UpdateFirmware", "SignedUpdateFirmware"})
 
 _ACTIONS = frozenset(str(a.value) for a in Action)
+SEEN_CALLS = 256  # message ids remembered per connection, to tell a replay from a resend
 # OCPP-J 1.6 §4.2.3 spellings of the RPC error kinds.
 ERROR_CODES: dict[rpc.ErrorKind, str] = {
     rpc.ErrorKind.NOT_IMPLEMENTED: "NotImplemented",
@@ -119,6 +123,7 @@ class V16ChargePoint(
         self._remote_start_accepted = False
         self._remote_start_profile: Profile | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self._seen_calls: OrderedDict[str, str] = OrderedDict()  # message id -> what it was
         served = served_actions(firmware_updates=firmware_updates)
         self.route_map = {a: h for a, h in self.route_map.items() if a in served}
 
@@ -126,8 +131,15 @@ class V16ChargePoint(
         """Every frame from the CSMS, read by :mod:`evsed.ocpp.rpc` before the library sees it:
         a CALL whose message id is readable always gets an answer, with an OCPP-J 1.6 error
         code when it cannot be served (§4.2.3)."""
-        log.debug("<- %s", raw_msg)
+        size = len(raw_msg.encode() if isinstance(raw_msg, str) else raw_msg)
+        log.debug("<- %s", raw_msg if size <= 4096 else f"{raw_msg[:4096]}... ({size} bytes)")
         frame = rpc.read_frame(raw_msg)
+        if size > self._security.max_message_bytes:
+            frame = rpc.FrameError(
+                rpc.ErrorKind.FORMATION,
+                f"message of {size} bytes; at most {self._security.max_message_bytes}",
+                getattr(frame, "unique_id", None),
+            )
         match frame:
             case rpc.Reply(type=rpc.CALLRESULT):
                 self._response_queue.put_nowait(CallResult(*frame.frame[1:]))
@@ -135,10 +147,32 @@ class V16ChargePoint(
                 self._response_queue.put_nowait(CallError(*frame.frame[1:]))
             case rpc.FrameError():
                 log.warning("malformed frame from the CSMS: %s", frame.description)
+                self._security.invalid_message(frame.description)
                 if frame.unique_id is not None:
                     await self._send_error(frame.unique_id, frame.kind, frame.description)
             case rpc.IncomingCall():
+                if self._reused_id(frame):
+                    self._security.replayed(frame.action)
+                    await self._send_error(
+                        frame.unique_id, rpc.ErrorKind.PROTOCOL, "message id already used"
+                    )
+                    return
                 await self._serve_call(frame)
+
+    def _reused_id(self, frame: rpc.IncomingCall) -> bool:
+        """Whether the CALL reuses the id of an earlier, different CALL of this connection
+        (the same CALL again is a retransmission and is served again)."""
+        digest = hashlib.sha256(
+            json.dumps([frame.action, frame.payload], sort_keys=True).encode()
+        ).hexdigest()
+        earlier = self._seen_calls.get(frame.unique_id)
+        if earlier is not None and earlier != digest:
+            return True
+        self._seen_calls[frame.unique_id] = digest
+        self._seen_calls.move_to_end(frame.unique_id)
+        while len(self._seen_calls) > SEEN_CALLS:
+            self._seen_calls.popitem(last=False)
+        return False
 
     async def _serve_call(self, frame: rpc.IncomingCall) -> None:
         if frame.action not in self.route_map:
@@ -150,6 +184,7 @@ class V16ChargePoint(
         problem = rpc.schema_problem(self._ocpp_version, frame.action, frame.payload)
         if problem is not None:
             log.warning("CALL %s from the CSMS: %s", frame.action, problem.description)
+            self._security.invalid_message(f"{frame.action}: {problem.description}")
             await self._send_error(frame.unique_id, problem.kind, problem.description)
             return
         try:

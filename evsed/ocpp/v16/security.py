@@ -5,9 +5,9 @@ Configuration keys (whitepaper section 7), served beside the §9 keys:
 
 - SecurityProfile (RW): only raised (A05.FR.01), and only when its prerequisites hold: an
   AuthorizationKey for 1 and 2 (A05.FR.02), a valid CentralSystemRootCertificate for 2 and 3
-  (A05.FR.03), a valid charge point certificate for 3 (A05.FR.04); a ``wss://`` URL for 2 and
-  3, and ``csms.allow_unencrypted`` for 1 over ``ws://``. Accepted: the charger reconnects with
-  it once the answer is out (A05.FR.06).
+  (A05.FR.03), a valid charge point certificate for 3 (A05.FR.04); ``csms.allow_unencrypted``
+  for 1 over ``ws://``. Accepted: the charger reconnects with it once the answer is out
+  (A05.FR.06); a ``ws://`` URL is then used as ``wss://``.
 - AuthorizationKey (W): 32 to 40 hexadecimal digits; never returned by GetConfiguration (it is
   listed as unknown when asked for), never logged (A01.FR.12); the change is in the security
   log (A01.FR.11) and the charger reconnects with it when profile 1 or 2 is in force.
@@ -56,6 +56,7 @@ CPO_NAME_KV = "security.cpo_name"
 CSMS_ROOT = "CentralSystemRootCertificate"
 MANUFACTURER_ROOT = "ManufacturerRootCertificate"
 RENEWAL_CHECK_S = 6 * 3600.0
+INVALID_EVERY_S = 600.0  # at most one InvalidMessages / AttemptedReplayAttacks event per this
 # Read-only keys and their values (the writable ones are computed).
 _FIXED = {MAX_CHAIN: str(MAX_CHAIN_CHARS), STORE_MAX: str(MAX_ROOTS), ROOT_CHECK: "false"}
 _KEYS = (SECURITY_PROFILE, AUTHORIZATION_KEY, CPO_NAME, MAX_CHAIN, STORE_MAX, ROOT_CHECK)
@@ -83,7 +84,33 @@ class SecurityOperations:
         stored = kv.get(db, CPO_NAME_KV)
         self.cpo_name = stored if stored is not None else config.csms.cpo_name
         self.reconnect_after_answer = False
+        self.max_message_bytes = config.csms.max_message_bytes
+        self.invalid_messages = 0
+        self.replays = 0
         self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- hostile input -----------------------------------------------------------------------
+
+    def invalid_message(self, what: str) -> None:
+        """A frame from the CSMS that is not a valid OCPP message (it was answered with a
+        CALLERROR where it could be): counted, and a security event now and then."""
+        self.invalid_messages += 1
+        self.events.record_limited(
+            SecurityEvent.INVALID_MESSAGES,
+            "invalid-messages",
+            f"{self.invalid_messages} invalid message(s) from the CSMS; the last: {what}",
+            every_s=INVALID_EVERY_S,
+        )
+
+    def replayed(self, action: str) -> None:
+        """A CALL that reused the message id of an earlier, different CALL."""
+        self.replays += 1
+        self.events.record_limited(
+            SecurityEvent.REPLAY_ATTACK,
+            "replay",
+            f"{self.replays} CALL(s) reused an earlier message id; the last: {action[:40]}",
+            every_s=INVALID_EVERY_S,
+        )
 
     # -- configuration keys -------------------------------------------------------------------
 
@@ -159,8 +186,6 @@ class SecurityOperations:
             return f"not above the profile in force ({active.profile})"
         if wanted in (1, 2) and not active.authorization_key:
             return "no AuthorizationKey is set"
-        if wanted >= 2 and not url.startswith("wss://"):
-            return "csms.url is not wss://"
         if wanted == 1 and url.startswith("ws://") and not self._config.csms.allow_unencrypted:
             return "csms.allow_unencrypted is false"
         now = self._now()
@@ -195,6 +220,11 @@ class SecurityOperations:
         status = await asyncio.to_thread(store.install, pem)
         if status == "Accepted":
             await self.events.record(LoggedEvent.CERTIFICATE_INSTALLED, kind)
+        elif status == "Rejected" and kind == CSMS_ROOT:
+            # OCA TC_078: a CSMS root that cannot be used is a security event.
+            await self.events.record(
+                SecurityEvent.INVALID_CSMS_CERTIFICATE, "InstallCertificate: not a usable root"
+            )
         return status
 
     def installed(self, kind: str) -> tuple[str, list[dict[str, str]]]:

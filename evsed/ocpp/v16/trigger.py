@@ -6,13 +6,16 @@ Rules (§5.17):
 - Rejected: a connectorId that names no connector (0 is the charge point itself: it has a
   status, and no meter of its own, so MeterValues for 0 is Rejected too).
 - NotImplemented: a message this charger does not build (DiagnosticsStatusNotification until
-  remote diagnostics exist; LogStatusNotification and SignChargePointCertificate until the
-  security profiles do).
+  remote diagnostics exist).
 - An absent connectorId where it matters means every connector; where it does not matter
   (BootNotification, Heartbeat, FirmwareStatusNotification) it is ignored.
 - ExtendedTriggerMessage's FirmwareStatusNotification is answered with a
   SignedFirmwareStatusNotification (Security Whitepaper: its requestId only while a signed
   update runs); TriggerMessage's with the signed form only while a signed update runs.
+- ExtendedTriggerMessage SignChargePointCertificate: Accepted when a certificate request can be
+  made (CpoName is set: it is the O of the request), else Rejected; a SignCertificate.req
+  follows the answer. LogStatusNotification: the state of the log upload (Idle, without a
+  requestId, when none runs).
 """
 
 from __future__ import annotations
@@ -73,6 +76,22 @@ class Metered(Protocol):
     def offered_current_a(self) -> float: ...
 
 
+class CertificateRequests(Protocol):
+    """Makes the charge point certificate's SignCertificate.req (Security Whitepaper A02)."""
+
+    def can_request_certificate(self) -> bool: ...
+
+    def request_certificate_later(self, why: str) -> None: ...
+
+
+# (status, requestId) of the log upload for LogStatusNotification.
+LogStatusSource = Callable[[], tuple[str, int | None]]
+
+
+def no_log_upload() -> tuple[str, int | None]:
+    return "Idle", None
+
+
 # (status, requestId) of the firmware update for FirmwareStatusNotification; requestId is set
 # while a signed update runs (SignedFirmwareStatusNotification).
 FirmwareStatusSource = Callable[[], tuple[FirmwareStatus, int | None]]
@@ -91,6 +110,8 @@ class TriggeredMessages:
         transactions: TransactionIds,
         boot_request: Callable[[], Any],
         firmware_status: FirmwareStatusSource,
+        certificates: CertificateRequests,
+        log_status: LogStatusSource = no_log_upload,
         now: Callable[[], datetime],
     ) -> None:
         self._sender = sender
@@ -100,6 +121,8 @@ class TriggeredMessages:
         self._transactions = transactions
         self._boot_request = boot_request
         self._firmware_status = firmware_status
+        self._certificates = certificates
+        self._log_status = log_status
         self._now = now
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -113,6 +136,28 @@ class TriggeredMessages:
             if not known:
                 return "Rejected"
         return "Accepted"
+
+    def answer_extended(self, message: str, connector_id: int | None) -> str:
+        """ExtendedTriggerMessage: its own messages, then those it shares with TriggerMessage."""
+        if message == "SignChargePointCertificate":
+            return "Accepted" if self._certificates.can_request_certificate() else "Rejected"
+        if message == "LogStatusNotification":
+            return "Accepted"
+        name = _EXTENDED.get(message)
+        return "NotImplemented" if name is None else self.answer(name, connector_id)
+
+    def send_extended_later(self, message: str, connector_id: int | None) -> None:
+        """After an Accepted ExtendedTriggerMessage answer went out."""
+        if message == "SignChargePointCertificate":
+            self._certificates.request_certificate_later("ExtendedTriggerMessage")
+        elif message == "LogStatusNotification":
+            status, request_id = self._log_status()
+            payload = call.LogStatusNotification(status=status, request_id=request_id)
+            task = asyncio.create_task(self._sender.call_now(payload))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        else:
+            self.send_later(_EXTENDED[message], connector_id, signed=True)
 
     def send_later(self, message: str, connector_id: int | None, *, signed: bool = False) -> None:
         """Send what ``message`` asks for, in a task (called after an Accepted answer went
@@ -200,14 +245,12 @@ class TriggerHandlers:
     def on_extended_trigger_message(
         self, requested_message: str, connector_id: int | None = None, **_: Any
     ) -> call_result.ExtendedTriggerMessage:
-        name = _EXTENDED.get(requested_message)
-        status = "NotImplemented" if name is None else self._triggers.answer(name, connector_id)
+        status = self._triggers.answer_extended(requested_message, connector_id)
         return call_result.ExtendedTriggerMessage(status=status)
 
     @after(Action.extended_trigger_message)
     def after_extended_trigger_message(
         self, requested_message: str, connector_id: int | None = None, **_: Any
     ) -> None:
-        name = _EXTENDED.get(requested_message)
-        if name is not None and self._triggers.answer(name, connector_id) == "Accepted":
-            self._triggers.send_later(name, connector_id, signed=True)
+        if self._triggers.answer_extended(requested_message, connector_id) == "Accepted":
+            self._triggers.send_extended_later(requested_message, connector_id)
