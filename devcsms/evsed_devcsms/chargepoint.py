@@ -356,6 +356,12 @@ class CsmsChargePoint(ChargePoint):  # type: ignore[misc]  # ocpp ships no type 
         """Security whitepaper (1.6 edition 2) GetLog progress."""
         return call_result.LogStatusNotification()
 
+    @handles(Action.sign_certificate)
+    def on_sign_certificate(self, csr: str, **_: Any) -> Any:
+        """Security whitepaper A02: the CSR is Accepted (it is in the journal); whoever plays
+        the certificate authority answers later with CertificateSigned."""
+        return call_result.SignCertificate(status="Accepted")
+
     @handles(Action.security_event_notification)
     def on_security_event_notification(self, **_: Any) -> Any:
         """Security whitepaper (1.6 edition 2) security events."""

@@ -130,6 +130,7 @@ class CsmsLink:
                 if self._security is not None:
                     settings = await self._security.settings()
                     url, context, headers = settings.url, settings.ssl, settings.headers
+                    self.display_url = redact_url(url)  # ws:// becomes wss:// for profile 2
                 self._hurry = False
                 async with connect(
                     url,
@@ -154,7 +155,7 @@ class CsmsLink:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # any failure of one connection: log, back off, retry
-                self.last_error = _describe(exc).replace(self.url, self.display_url)
+                self.last_error = _describe(exc).replace(url, self.display_url)
                 log.warning("CSMS connection failed or lost: %s", self.last_error)
                 if self._security is not None and not opened:
                     await self._security.failed(exc)

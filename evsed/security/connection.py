@@ -26,6 +26,7 @@ import base64
 import datetime
 import logging
 import ssl
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
@@ -36,7 +37,7 @@ from evsed.security import client_certs
 from evsed.security.certificates import CertificateStore
 from evsed.security.credentials import Credentials, SecuritySettings
 from evsed.security.events import LoggedEvent, SecurityEvent, SecurityEvents
-from evsed.security.tls import client_context, handshake_event
+from evsed.security.tls import client_context, handshake_event, probe
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,8 @@ class ConnectionSecurity:
         self._events = events
         self._now = now
         self._failures = 0
+        self._attempt_url = ""
+        self._probed_at: float | None = None
         self._trying_new_cert = False
         self.server_issuer: x509.Name | None = None  # of the CSMS certificate last seen
         self._reconnect: Callable[[], None] = lambda: None
@@ -99,6 +102,7 @@ class ConnectionSecurity:
         if active.profile in (1, 2) and active.authorization_key:
             headers = {"Authorization": basic_auth(self._charger_id, active)}
         context: ssl.SSLContext | None = None
+        self._attempt_url = url
         if url.startswith("wss://"):
             context = self._context(active.profile)
         return LinkSettings(url, context, headers)
@@ -118,9 +122,19 @@ class ConnectionSecurity:
                 cert, key = self.credentials.client_cert, self.credentials.client_key
         return client_context(roots, system_store=False, client_cert=cert, client_key=key)
 
+    def _probe_due(self) -> bool:
+        """At most one TLS probe (:func:`evsed.security.tls.probe`) per event interval."""
+        now = time.monotonic()
+        if self._probed_at is not None and now - self._probed_at < EVENT_EVERY_S:
+            return False
+        self._probed_at = now
+        return True
+
     async def failed(self, exc: BaseException) -> None:
         """An attempt failed with ``exc``: its security event, and perhaps a fallback."""
         found = handshake_event(exc)
+        if found is None and self._attempt_url.startswith("wss://") and self._probe_due():
+            found = await asyncio.to_thread(probe, self._attempt_url)
         if found is not None:
             event, info = found
             self._events.record_limited(event, str(event), info, every_s=EVENT_EVERY_S)

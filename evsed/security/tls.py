@@ -14,8 +14,10 @@ roots, if any), as a plain HTTPS client would.
 
 from __future__ import annotations
 
+import socket
 import ssl
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -91,3 +93,36 @@ def _http_status(exc: BaseException) -> int | None:
     response = getattr(exc, "response", None)
     status = getattr(response, "status_code", None)
     return int(status) if isinstance(status, int) else None
+
+
+PROBE_TIMEOUT_S = 5.0
+_OLD_VERSIONS = frozenset({"SSLv3", "TLSv1", "TLSv1.1"})
+
+
+def probe(url: str) -> tuple[SecurityEvent, str] | None:
+    """What a CSMS that dropped our handshake offers. A server that refuses a TLS version or
+    every suite may close the connection without an alert, which says nothing; this second
+    handshake accepts any version and suite, verifies nothing, sends nothing after the
+    handshake and closes. Blocking: call it in a thread."""
+    parts = urlsplit(url)
+    if parts.scheme != "wss" or not parts.hostname:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+    context.set_ciphers("ALL:@SECLEVEL=0")
+    try:
+        with (
+            socket.create_connection((parts.hostname, parts.port or 443), PROBE_TIMEOUT_S) as raw,
+            context.wrap_socket(raw, server_hostname=parts.hostname) as tls,
+        ):
+            version, cipher = tls.version(), tls.cipher()
+    except (OSError, ValueError):
+        return None
+    if version in _OLD_VERSIONS:
+        return SecurityEvent.INVALID_TLS_VERSION, f"TLS: the CSMS offers only {version}"
+    suite = cipher[0] if cipher else ""
+    if version == "TLSv1.2" and suite not in TLS12_CIPHERS.split(":"):
+        return SecurityEvent.INVALID_TLS_CIPHER_SUITE, f"TLS: the CSMS offers only {suite}"
+    return None

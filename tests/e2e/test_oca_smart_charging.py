@@ -330,7 +330,7 @@ def test_tc_072_stacked_profiles_higher_level_prevails_while_valid(
     wait_offered(evsed, 10.0, timeout=20.0)
 
 
-def test_tc_082_a_profile_with_the_same_id_or_purpose_and_stack_level_replaces(
+def test_a_profile_with_the_same_id_or_purpose_and_stack_level_replaces(
     csms: DevCsms, start_evsed: Callable[..., Evsed]
 ) -> None:
     booted(start_evsed, csms)

@@ -389,7 +389,8 @@ def security_events(rig: OtaRig, *, lifecycle: bool = False) -> list[str]:
     return [t for t in types if (t in LIFECYCLE) == lifecycle]
 
 
-def test_signed_update_with_a_root_installed_by_the_csms(rig: OtaRig) -> None:
+def test_tc_080_secure_firmware_update_with_a_root_installed_by_the_csms(rig: OtaRig) -> None:
+    """OCA TC_080: SignedUpdateFirmware, every SignedFirmwareStatusNotification in order."""
     signer = make_signer("maker")
     bundle = rig.sandbox.build_bundle("2.0.0")
     evsed = rig.start()
@@ -435,7 +436,9 @@ def test_signed_update_with_a_root_installed_by_the_csms(rig: OtaRig) -> None:
     ]
 
 
-def test_signed_update_with_a_bad_signature_is_refused_before_install(rig: OtaRig) -> None:
+def test_tc_081_secure_firmware_update_with_an_invalid_signature(rig: OtaRig) -> None:
+    """OCA TC_081: the signature does not verify: InvalidSignature and the security event,
+    and the slots are never touched."""
     signer, forger = make_signer("maker"), make_signer("forger")
     root = rig.workdir / "maker-root.pem"
     root.write_text(signer.root_pem)
@@ -454,13 +457,29 @@ def test_signed_update_with_a_bad_signature_is_refused_before_install(rig: OtaRi
             ("InvalidSignature", 7),
         ]
         wait_for(lambda: security_events(rig) == ["InvalidFirmwareSignature"], what="event")
-        # A certificate that does not chain to the manufacturer root is refused at once.
-        answer = signed_update(rig, 8, rig.serve(bundle), forger.cert_pem, forger.sign(bundle))
+    finally:
+        assert evsed.stop() == 0
+    assert rig.slots() == before
+
+
+def test_tc_082_secure_firmware_update_with_an_invalid_signing_certificate(rig: OtaRig) -> None:
+    """A signing certificate that does not chain to the manufacturer root is refused at once
+    (InvalidCertificate), with the security event, before anything is downloaded."""
+    signer, forger = make_signer("maker"), make_signer("forger")
+    root = rig.workdir / "maker-root.pem"
+    root.write_text(signer.root_pem)
+    before = rig.slots()
+    evsed = rig.start(ota={"manufacturer_root": str(root)})
+    try:
+        evsed.wait_registered()
+        location = "http://127.0.0.1:9/never-fetched.raucb"
+        answer = signed_update(rig, 8, location, forger.cert_pem, "c2lnbmF0dXJl")
         assert answer["result"]["status"] == "InvalidCertificate"
         wait_for(
             lambda: security_events(rig)[-1:] == ["InvalidFirmwareSigningCertificate"],
             what="certificate event",
         )
+        assert signed_statuses(rig) == []
     finally:
         assert evsed.stop() == 0
     assert rig.slots() == before

@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import re
 from collections import OrderedDict
 from collections.abc import Coroutine
 from typing import Any
@@ -34,6 +35,18 @@ from evsed.ocpp.v16.smart_charging import ProfileRefused, SmartCharging, SmartCh
 from evsed.ocpp.v16.trigger import TriggeredMessages, TriggerHandlers
 
 log = logging.getLogger(__name__)
+
+_SECRET_KEY = re.compile(r'"key"\s*:\s*"AuthorizationKey"', re.IGNORECASE)
+_VALUE = re.compile(r'("value"\s*:\s*)"(?:[^"\\]|\\.)*"')
+
+
+def redact_secrets(frame: str) -> str:
+    """A frame as it may be logged: the value of a ChangeConfiguration of AuthorizationKey
+    (write-only, never logged: Security Whitepaper A01.FR.12) replaced with ``***``."""
+    if _SECRET_KEY.search(frame) is None:
+        return frame
+    return _VALUE.sub(r'\1"***"', frame)
+
 
 # The CSMS-initiated operations of each OCPP 1.6 feature profile (§3).
 PROFILE_ACTIONS: dict[str, frozenset[str]] = {
@@ -132,7 +145,8 @@ class V16ChargePoint(
         a CALL whose message id is readable always gets an answer, with an OCPP-J 1.6 error
         code when it cannot be served (§4.2.3)."""
         size = len(raw_msg.encode() if isinstance(raw_msg, str) else raw_msg)
-        log.debug("<- %s", raw_msg if size <= 4096 else f"{raw_msg[:4096]}... ({size} bytes)")
+        shown = redact_secrets(raw_msg if size <= 4096 else f"{raw_msg[:4096]}... ({size} bytes)")
+        log.debug("<- %s", shown)
         frame = rpc.read_frame(raw_msg)
         if size > self._security.max_message_bytes:
             frame = rpc.FrameError(
