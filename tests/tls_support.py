@@ -76,7 +76,9 @@ class TestCa:
     def pem(self) -> str:
         return self.certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
 
-    def issue_client(self, file_stem: str, common_name: str, organization: str) -> Issued:
+    def issue_client(
+        self, file_stem: str, common_name: str, organization: str, *, days: int = 10
+    ) -> Issued:
         """A charge point certificate (security profile 3): CN = its serial number, O = the
         CPO, clientAuth, no subjectAltName (Security Whitepaper A00.FR.511)."""
         key = ec.generate_private_key(ec.SECP256R1())
@@ -89,6 +91,7 @@ class TestCa:
             ),
             key.public_key(),
             ExtendedKeyUsageOID.CLIENT_AUTH,
+            days,
         )
         return self._write(file_stem, cert, key)
 

@@ -84,7 +84,9 @@ class Pki:
     @classmethod
     def make(cls, directory: Path) -> Pki:
         ca = TestCa(directory)
-        return cls(ca, ca.issue_server("csms", ["localhost"]), ca.issue_client("cp", SERIAL, CPO))
+        return cls(
+            ca, ca.issue_server("csms", ["localhost"]), ca.issue_client("cp", SERIAL, CPO, days=90)
+        )
 
     def tls_args(self, *, client_ca: bool = False) -> tuple[str, ...]:
         args = ("--tls-cert", str(self.server.cert), "--tls-key", str(self.server.key))

@@ -161,7 +161,7 @@ def test_tc_074_update_charge_point_certificate_by_request_of_the_csms(
     assert [a.value for a in subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)] == [CPO]
     # The private key stays in the state directory: no frame carries one.
     assert "PRIVATE KEY" not in json.dumps(csms.messages("CP01"))
-    signed = pki.ca.sign_csr(csr_pem)
+    signed = pki.ca.sign_csr(csr_pem, days=90)
     before = len(connections(csms))
     assert csms.result("CertificateSigned", {"certificateChain": signed}) == {"status": "Accepted"}
     # It reconnects with the new certificate.
@@ -177,6 +177,26 @@ def test_tc_074_update_charge_point_certificate_by_request_of_the_csms(
         assert new_connection(csms, before)["client_cert"]["serial"] == serial
     finally:
         assert evsed.stop() == 0
+
+
+def test_a_client_certificate_near_its_expiry_is_renewed_ahead_of_it(
+    tmp_path: Path, start_csms: Callable[..., DevCsms], start_evsed: Callable[..., Evsed]
+) -> None:
+    pki = Pki.make(tmp_path / "pki")
+    pki.client = pki.ca.issue_client("soon", SERIAL, CPO, days=10)  # inside the 30-day margin
+    csms = profile_csms(start_csms, 3, pki)
+    evsed = profile_evsed(start_evsed, csms, 3, pki)
+    evsed.wait_registered()
+    # Nobody asked: the charger requests a new certificate itself.
+    csr_pem = csms.wait_for_calls("SignCertificate")[-1]["payload"]["csr"]
+    signed = pki.ca.sign_csr(csr_pem, days=90)
+    before = len(connections(csms))
+    answer = csms.result("CertificateSigned", {"certificateChain": signed})
+    assert answer == {"status": "Accepted"}
+    serial = format(x509.load_pem_x509_certificate(signed.encode()).serial_number, "x")
+    assert new_connection(csms, before)["client_cert"]["serial"] == serial
+    time.sleep(3.0)
+    assert len(csms.calls("CP01", "SignCertificate")) == 1
 
 
 def test_tc_077_invalid_charge_point_certificate_security_event(

@@ -56,6 +56,7 @@ CPO_NAME_KV = "security.cpo_name"
 CSMS_ROOT = "CentralSystemRootCertificate"
 MANUFACTURER_ROOT = "ManufacturerRootCertificate"
 RENEWAL_CHECK_S = 6 * 3600.0
+ONLINE_POLL_S = 2.0
 INVALID_EVERY_S = 600.0  # at most one InvalidMessages / AttemptedReplayAttacks event per this
 # Read-only keys and their values (the writable ones are computed).
 _FIXED = {MAX_CHAIN: str(MAX_CHAIN_CHARS), STORE_MAX: str(MAX_ROOTS), ROOT_CHECK: "false"}
@@ -312,11 +313,13 @@ class SecurityOperations:
 
     async def watch_expiry(self) -> None:
         """Ask for a new charge point certificate a month before the one in use expires
-        (A03), at most once per check."""
+        (A03): checked once connected, then every few hours."""
         while True:
+            while not self._calls.online:
+                await asyncio.sleep(ONLINE_POLL_S)
             cert = self.connection.credentials.client_cert
             due = await asyncio.to_thread(client_certs.renewal_due, cert, self._now())
-            if due and self.can_request_certificate() and self._calls.online:
+            if due and self.can_request_certificate():
                 await self.request_certificate("the charge point certificate expires soon")
             await asyncio.sleep(RENEWAL_CHECK_S)
 
