@@ -34,6 +34,9 @@ class ChargerConfig:
     state_dir: str = "/data/evsed"
     control_socket: str = "/run/evsed/control.sock"
     reboot_command: str = "systemctl reboot"
+    # The enclosure's tamper switch (BCM pin; 0: none) and the level that means "open".
+    tamper_pin: int = 0
+    tamper_open_high: bool = True
 
 
 @dataclass(frozen=True, slots=True)

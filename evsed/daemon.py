@@ -33,6 +33,7 @@ from evsed.store.health import StorageHealth
 from evsed.store.outbox import Outbox
 from evsed.store.transactions import TransactionStore
 from evsed.tasks import cancel_and_wait
+from hal.tamper import GpioTamperSwitch
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,8 @@ class Daemon:
         security = await asyncio.to_thread(_security, config, db, outbox, storage)
         storage.subscribe(storage_listener(security.events, lambda: storage.error))
         await security.events.record(SecurityEvent.STARTUP, f"evsed {firmware.version}")
+        if hardware.tamper is not None:
+            await _watch_tamper(hardware.tamper, security.events)
         adapter = adapters.load(config.csms.protocol)
         sessions = adapter.sessions(config, db, storage, outbox, now=utcnow)
         charger = self.charger = Charger(config, hardware, db, storage, sessions, clock=loop.time)
@@ -163,6 +166,22 @@ class Daemon:
                 await hardware.world.stop()
             db.close()
             log.info("stopped")
+
+
+async def _watch_tamper(switch: GpioTamperSwitch, events: SecurityEvents) -> None:
+    """Opening the enclosure is TamperDetectionActivated, also when it is open at start."""
+
+    def changed(opened: bool) -> None:
+        if opened:
+            events.record_soon(
+                SecurityEvent.TAMPER_DETECTED, f"enclosure opened (pin {switch.pin})"
+            )
+        else:
+            log.info("enclosure closed (tamper pin %d)", switch.pin)
+
+    switch.start(changed)
+    if switch.opened:
+        await events.record(SecurityEvent.TAMPER_DETECTED, "enclosure open at start")
 
 
 async def _client_running(client: adapters.CsmsClient, task: asyncio.Task[None]) -> str:

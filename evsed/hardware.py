@@ -39,6 +39,7 @@ class Hardware:
     connectors: dict[int, ConnectorHardware]
     world: Any = None  # hal.sim.world.SimWorld in sim mode
     site_meter: Meter | None = None  # local load management
+    tamper: Any = None  # hal.tamper.GpioTamperSwitch, when charger.tamper_pin is set
 
 
 async def build_hardware(config: Config) -> Hardware:
@@ -55,6 +56,7 @@ async def build_hardware(config: Config) -> Hardware:
                 for c in config.connectors
             },
             site_meter=_real_site_meter(config, buses) if config.load_management else None,
+            tamper=_tamper(config, None),
         )
     return await _simulated(config, buses)
 
@@ -140,7 +142,7 @@ async def _simulated(config: Config, buses: BusRegistry) -> Hardware:
             if sim.simulate_meter
             else _real_site_meter(config, buses)
         )
-    return Hardware(parts, world, site_meter)
+    return Hardware(parts, world, site_meter, tamper=_tamper(config, world.pin_factory))
 
 
 def _where(config: Config, c: ConnectorConfig) -> str:
@@ -227,3 +229,18 @@ def _register_map(config: Config, meter: MeterConfig, where: str) -> RegisterMap
         known = ", ".join([*sorted(MAPS), "custom"])
         raise ConfigError(config.source, f"{where}.model", f"unknown meter; known: {known}")
     return MAPS[meter.model]
+
+
+def _tamper(config: Config, pin_factory: Any) -> Any:
+    """The tamper switch, or None; on real hardware with the first connector's pin factory."""
+    from hal.gpio_contactor import make_pin_factory
+    from hal.tamper import GpioTamperSwitch
+
+    charger = config.charger
+    if not charger.tamper_pin:
+        return None
+    if pin_factory is None:
+        pin_factory = make_pin_factory(config.connectors[0].contactor.pin_factory)
+    return GpioTamperSwitch(
+        charger.tamper_pin, open_high=charger.tamper_open_high, pin_factory=pin_factory
+    )

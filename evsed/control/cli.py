@@ -8,6 +8,7 @@ evsectl --config FILE sim [--connector N] swipe TAG
 evsectl --config FILE sim [--connector N] fault|clear weld|meter-offline|mcu-silent|rcd|...
 evsectl --config FILE sim network down|up        (charger-wide)
 evsectl --config FILE sim stall MS               (charger-wide)
+evsectl --config FILE sim tamper open|closed     (charger-wide: the enclosure's switch)
 evsectl --config FILE clear-faults [--connector N]
 evsectl --config FILE wait-healthy [--timeout S]  (exit 0 once the boot's health check passes)
 evsectl --config FILE faults [--connector N] [--limit N] [--json]

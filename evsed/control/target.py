@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from evsed.ota.manager import FirmwareManager
 
 MAX_STALL_MS = 10_000
-CHARGER_WIDE = frozenset({"network", "stall", "site-load", "site-meter"})
+CHARGER_WIDE = frozenset({"network", "stall", "site-load", "site-meter", "tamper"})
 
 
 class ControlTarget:
@@ -93,6 +93,13 @@ class ControlTarget:
             case ["network", "down" | "up" as updown]:
                 self._client.set_network(updown == "up")
                 return f"network {updown}"
+            case ["tamper", "open" | "closed" as state]:
+                charger = self._config.charger
+                if not charger.tamper_pin:
+                    raise ControlError("this charger has no tamper switch (charger.tamper_pin)")
+                opened = state == "open"
+                self._world.drive_pin(charger.tamper_pin, opened == charger.tamper_open_high)
+                return f"enclosure {state}"
             case ["site-load" | "site-meter", *_]:
                 try:
                     return str(self._world.site_command(words))

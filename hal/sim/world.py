@@ -153,6 +153,14 @@ class SimWorld:
         the user (also for a connector the charger does not have)."""
         return self.connector(connector_id).command(words)
 
+    def drive_pin(self, pin: int, high: bool) -> None:
+        """Drive a mock input from outside (a switch the daemon reads: the tamper switch)."""
+        mock = self.pin_factory.pin(pin)
+        if high:
+            mock.drive_high()
+        else:
+            mock.drive_low()
+
     def site_command(self, words: list[str]) -> str:
         """Apply one ``sim site-load`` / ``sim site-meter`` command (the whole site)."""
         if self.site is None:

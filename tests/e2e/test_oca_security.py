@@ -533,3 +533,25 @@ def test_security_settings_that_cannot_work_are_configuration_errors(tmp_path: P
         assert code == 78, (keys, stderr)
         assert named in stderr, (keys, stderr)
         assert KEY not in stderr
+
+
+def test_opening_the_enclosure_is_a_tamper_event(
+    csms: DevCsms, start_evsed: Callable[..., Evsed]
+) -> None:
+    evsed = start_evsed(csms.ws_url, charger={"tamper_pin": 26})
+    evsed.wait_registered()
+    assert "TamperDetectionActivated" not in security_events(csms)
+    assert evsed.sim("tamper", "open") == "enclosure open"
+    wait_for(lambda: "TamperDetectionActivated" in security_events(csms), what="tamper event")
+    evsed.sim("tamper", "closed")
+    evsed.sim("tamper", "open")
+    wait_for(lambda: security_events(csms).count("TamperDetectionActivated") == 2, what="second")
+    assert evsed.status()["ocpp"]["connection"] == "connected"
+
+
+def test_a_charger_without_a_tamper_switch_refuses_the_sim_verb(
+    csms: DevCsms, start_evsed: Callable[..., Evsed]
+) -> None:
+    evsed = start_evsed(csms.ws_url)
+    refused = evsed.ctl("sim", "tamper", "open")
+    assert refused.returncode == 1 and "charger.tamper_pin" in refused.stderr
