@@ -555,3 +555,32 @@ def test_a_charger_without_a_tamper_switch_refuses_the_sim_verb(
     evsed = start_evsed(csms.ws_url)
     refused = evsed.ctl("sim", "tamper", "open")
     assert refused.returncode == 1 and "charger.tamper_pin" in refused.stderr
+
+
+def test_a_factory_can_provision_the_key_and_certificate_as_files_in_the_state_directory(
+    tmp_path: Path, start_csms: Callable[..., DevCsms], start_evsed: Callable[..., Evsed]
+) -> None:
+    pki = Pki.make(tmp_path / "pki")
+    csms = profile_csms(start_csms, 3, pki)
+    security = tmp_path / "state" / "security"
+    security.mkdir(parents=True, mode=0o700)
+    for name, source in (("client.pem", pki.client.cert), ("client.key", pki.client.key)):
+        (security / name).write_bytes(source.read_bytes())
+        (security / name).chmod(0o600)
+    evsed = profile_evsed(start_evsed, csms, 3, pki, client_cert="", client_key="")
+    evsed.wait_registered()
+    assert connections(csms)[-1]["client_cert"]["cn"] == [SERIAL]
+
+
+def test_the_authorization_key_can_be_provisioned_as_a_file(
+    tmp_path: Path, start_csms: Callable[..., DevCsms], start_evsed: Callable[..., Evsed]
+) -> None:
+    csms = profile_csms(start_csms, 1, None)
+    security = tmp_path / "state" / "security"
+    security.mkdir(parents=True, mode=0o700)
+    (security / "authorization-key").write_text(KEY + "\n")
+    (security / "authorization-key").chmod(0o600)
+    evsed = profile_evsed(start_evsed, csms, 1, None, authorization_key="")
+    evsed.wait_registered()
+    assert connections(csms)[-1]["basic_auth"] == "ok"
+    _secret_nowhere(evsed, csms, KEY)
