@@ -195,6 +195,10 @@ def test_a_fault_on_one_connector_does_not_stop_the_other(
     evsed = _twin(start_evsed, csms)
     evsed.charge(TAG, connector=1)
     evsed.charge(OTHER, connector=2)
+    # Both Charging statuses are in before the mark: only what the fault causes comes after.
+    wait_for(
+        lambda: [_reported(csms).get(c) for c in (1, 2)] == ["Charging"] * 2, what="both Charging"
+    )
     start = mark(csms)
     evsed.sim("fault", "rcd", connector=1)
     wait_for(lambda: _reported(csms, start).get(1) == "Faulted", what="connector 1 Faulted")
