@@ -60,7 +60,16 @@ ONLINE_POLL_S = 2.0
 INVALID_EVERY_S = 600.0  # at most one InvalidMessages / AttemptedReplayAttacks event per this
 # Read-only keys and their values (the writable ones are computed).
 _FIXED = {MAX_CHAIN: str(MAX_CHAIN_CHARS), STORE_MAX: str(MAX_ROOTS), ROOT_CHECK: "false"}
-_KEYS = (SECURITY_PROFILE, AUTHORIZATION_KEY, CPO_NAME, MAX_CHAIN, STORE_MAX, ROOT_CHECK)
+# The whitepaper's keys, in the order GetConfiguration lists them.
+KEYS = (SECURITY_PROFILE, AUTHORIZATION_KEY, CPO_NAME, MAX_CHAIN, STORE_MAX, ROOT_CHECK)
+
+
+def key_access(name: str) -> str:
+    """How the CSMS may use one of :data:`KEYS`: "R" (read-only), "RW", or "W" for the
+    write-only AuthorizationKey (never returned by GetConfiguration, A01.FR.12)."""
+    if name == AUTHORIZATION_KEY:
+        return "W"
+    return "R" if name in _FIXED else "RW"
 
 
 class SecurityOperations:
@@ -116,12 +125,12 @@ class SecurityOperations:
     # -- configuration keys -------------------------------------------------------------------
 
     def owns(self, key: str) -> bool:
-        return key.casefold() in {k.casefold() for k in _KEYS}
+        return key.casefold() in {k.casefold() for k in KEYS}
 
     def entries(self, requested: list[str] | None) -> tuple[list[dict[str, Any]], list[str]]:
         """GetConfiguration entries of our keys: all readable ones for None, else the ones
         asked for (AuthorizationKey is write-only: unknown)."""
-        names = [k for k in _KEYS if k != AUTHORIZATION_KEY]
+        names = [k for k in KEYS if key_access(k) != "W"]
         if requested is not None:
             folded = {r.casefold() for r in requested}
             names = [k for k in names if k.casefold() in folded]
@@ -134,11 +143,11 @@ class SecurityOperations:
             value = self.cpo_name
         else:
             value = _FIXED[name]
-        return {"key": name, "readonly": name in _FIXED, "value": value}
+        return {"key": name, "readonly": key_access(name) == "R", "value": value}
 
     async def change_key(self, key: str, value: str) -> str:
-        name = next(k for k in _KEYS if k.casefold() == key.casefold())
-        if name in _FIXED:
+        name = next(k for k in KEYS if k.casefold() == key.casefold())
+        if key_access(name) == "R":
             return "Rejected"
         if name == CPO_NAME:
             return await self._change_cpo_name(value)
