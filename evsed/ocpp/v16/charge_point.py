@@ -20,9 +20,11 @@ from ocpp.v16 import ChargePoint, call_result
 from ocpp.v16.enums import Action
 
 from evsed.charging.schedules import Profile
+from evsed.diagnostics.redact import redact_text
 from evsed.ocpp import rpc
 from evsed.ocpp.v16.configuration_keys import FEATURE_PROFILES
 from evsed.ocpp.v16.data_transfer import DataTransferHandlers
+from evsed.ocpp.v16.diagnostics import DiagnosticsHandlers
 from evsed.ocpp.v16.firmware import FirmwareHandlers
 from evsed.ocpp.v16.operations import CsmsOperations
 from evsed.ocpp.v16.reservations import ReservationHandlers
@@ -79,13 +81,14 @@ def served_actions(*, firmware_updates: bool) -> frozenset[str]:
 
 def supported_profiles(actions: frozenset[str]) -> list[str]:
     """SupportedFeatureProfiles (§9.1) derived from what is served: a profile is listed when
-    its operations are handled here (FirmwareManagement by UpdateFirmware so far; its
-    GetDiagnostics is answered NotSupported until remote diagnostics exist)."""
-    return [p for p in FEATURE_PROFILES if PROFILE_ACTIONS[p] & actions]
+    all its operations are handled here. GetDiagnostics needs no firmware updater and is
+    served always; FirmwareManagement is listed only with UpdateFirmware too ([ota])."""
+    return [p for p in FEATURE_PROFILES if PROFILE_ACTIONS[p] <= actions]
 
 
 class V16ChargePoint(
     DataTransferHandlers,
+    DiagnosticsHandlers,
     ReservationHandlers,
     TriggerHandlers,
     SecurityHandlers,
@@ -126,7 +129,8 @@ class V16ChargePoint(
         """Every frame from the CSMS, read by :mod:`evsed.ocpp.rpc` before the library sees it:
         a CALL whose message id is readable always gets an answer, with an OCPP-J 1.6 error
         code when it cannot be served (§4.2.3)."""
-        log.debug("<- %s", raw_msg)
+        if log.isEnabledFor(logging.DEBUG):  # frames carry secrets: passwords, AuthorizationKey
+            log.debug("<- %s", redact_text(raw_msg))
         frame = rpc.read_frame(raw_msg)
         match frame:
             case rpc.Reply(type=rpc.CALLRESULT):
@@ -173,7 +177,8 @@ class V16ChargePoint(
             raise GenericError(description=str(exc)[:200]) from None
 
     async def _send(self, message: str) -> None:
-        log.debug("-> %s", message)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("-> %s", redact_text(message))
         await super()._send(message)
 
     # -- §5.11 / §5.12 ------------------------------------------------------------------------

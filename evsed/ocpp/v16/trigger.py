@@ -5,9 +5,10 @@ Rules (§5.17):
 - Accepted: the message follows the answer (it is sent from ``@after``, never before).
 - Rejected: a connectorId that names no connector (0 is the charge point itself: it has a
   status, and no meter of its own, so MeterValues for 0 is Rejected too).
-- NotImplemented: a message this charger does not build (DiagnosticsStatusNotification until
-  remote diagnostics exist; LogStatusNotification and SignChargePointCertificate until the
-  security profiles do).
+- NotImplemented: a message this charger does not build (LogStatusNotification and
+  SignChargePointCertificate until the security profiles do).
+- DiagnosticsStatusNotification says Uploading while a GetDiagnostics upload runs and Idle
+  otherwise (§4.4: Idle only ever in a triggered one).
 - An absent connectorId where it matters means every connector; where it does not matter
   (BootNotification, Heartbeat, FirmwareStatusNotification) it is ignored.
 - ExtendedTriggerMessage's FirmwareStatusNotification is answered with a
@@ -28,8 +29,9 @@ from ocpp.v16 import call, call_result
 from ocpp.v16.enums import Action
 
 from evsed.clock import iso
+from evsed.diagnostics.service import UploadState
 from evsed.ocpp.v16.metering import MeterValueBuilder
-from evsed.ocpp.v16.reports import basic_status
+from evsed.ocpp.v16.reports import basic_status, diagnostics_status
 from evsed.ota.state import FirmwareStatus
 from hal.types import MeterReading
 
@@ -37,7 +39,13 @@ log = logging.getLogger(__name__)
 
 PER_CONNECTOR = frozenset({"StatusNotification", "MeterValues"})
 TRIGGERABLE = frozenset(
-    {"BootNotification", "Heartbeat", "FirmwareStatusNotification", *PER_CONNECTOR}
+    {
+        "BootNotification",
+        "Heartbeat",
+        "FirmwareStatusNotification",
+        "DiagnosticsStatusNotification",
+        *PER_CONNECTOR,
+    }
 )
 # ExtendedTriggerMessage names (MessageTriggerEnumType) -> the message we send.
 _EXTENDED = {
@@ -76,6 +84,8 @@ class Metered(Protocol):
 # (status, requestId) of the firmware update for FirmwareStatusNotification; requestId is set
 # while a signed update runs (SignedFirmwareStatusNotification).
 FirmwareStatusSource = Callable[[], tuple[FirmwareStatus, int | None]]
+# The status of the GetDiagnostics upload (Uploading, or Idle).
+DiagnosticsStatusSource = Callable[[], UploadState]
 
 
 class TriggeredMessages:
@@ -91,6 +101,7 @@ class TriggeredMessages:
         transactions: TransactionIds,
         boot_request: Callable[[], Any],
         firmware_status: FirmwareStatusSource,
+        diagnostics_status: DiagnosticsStatusSource,
         now: Callable[[], datetime],
     ) -> None:
         self._sender = sender
@@ -100,6 +111,7 @@ class TriggeredMessages:
         self._transactions = transactions
         self._boot_request = boot_request
         self._firmware_status = firmware_status
+        self._diagnostics_status = diagnostics_status
         self._now = now
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -143,6 +155,9 @@ class TriggeredMessages:
                         )
                     ]
                 return [call.FirmwareStatusNotification(status=str(basic_status(status)))]
+            case "DiagnosticsStatusNotification":
+                state = self._diagnostics_status()
+                return [call.DiagnosticsStatusNotification(status=diagnostics_status(state))]
             case "StatusNotification":
                 ids = [connector_id] if connector_id is not None else [0, *self._connectors]
                 return [self._status(cid) for cid in ids]
