@@ -187,11 +187,15 @@ class _Transfer:
                     self._http(body)
         except UploadError:
             raise
+        except http.client.InvalidURL as exc:
+            raise UploadError(UploadResult.BAD_URL, str(exc), retryable=False) from None
         except ssl.SSLCertVerificationError as exc:
             reason = f"TLS: {exc.verify_message}"
             raise UploadError(UploadResult.FAILED, reason, retryable=False) from None
         except OSError as exc:  # refused, reset, timed out, DNS, TLS, the local file
             raise UploadError(UploadResult.FAILED, _describe(exc), retryable=True) from None
+        except ValueError as exc:  # a host name that cannot be encoded, a bad header value
+            raise UploadError(UploadResult.BAD_URL, str(exc), retryable=False) from None
 
     def _chunks(self, body: BinaryIO) -> bytes:
         if self.cancelled.is_set():
