@@ -17,7 +17,7 @@ own name. Version-neutral: the caller turns :class:`UploadResult` into its proto
 times to try again after a transient failure, and how long to wait between tries. Blocking
 I/O (ftplib, http.client) runs in a worker thread; ``timeout_s`` bounds connecting and each
 wait on the network, and the whole of one attempt. A URL is logged with its password
-replaced by ``***`` (:func:`redact_url`).
+replaced by ``***`` (:func:`evsed.ota.download.redact_url`).
 """
 
 from __future__ import annotations
@@ -38,6 +38,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+from evsed.ota.download import redact_url  # the firmware downloader's, shared
+
+__all__ = ["UploadResult", "UploadStatus", "redact_url", "target_url", "upload"]
 
 log = logging.getLogger(__name__)
 
@@ -74,19 +78,6 @@ class UploadError(Exception):
         self.result = result
         self.reason = reason
         self.retryable = retryable
-
-
-def redact_url(url: str) -> str:
-    """``url`` safe for logs: the password of its userinfo replaced by ``***``, no query."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<invalid URL>"
-    userinfo, at, hostport = parts.netloc.rpartition("@")
-    netloc = f"{userinfo.partition(':')[0]}:***@{hostport}" if at and ":" in userinfo else None
-    return urlunsplit(
-        (parts.scheme, netloc or parts.netloc, parts.path, "***" if parts.query else "", "")
-    )
 
 
 def target_url(location: str, name: str) -> str:
