@@ -15,8 +15,12 @@ from evsed.clock import utcnow
 from evsed.config import Config
 from evsed.control.server import ControlServer
 from evsed.control.target import ControlTarget
+from evsed.diagnostics.archive import ArchiveSources
+from evsed.diagnostics.frames import FrameRing
+from evsed.diagnostics.service import RemoteDiagnostics
 from evsed.errors import ConfigError
 from evsed.hardware import build_hardware
+from evsed.logs import log_ring
 from evsed.ocpp import adapters
 from evsed.ota.info import FirmwareInfo
 from evsed.ota.manager import FirmwareManager, HealthCheck
@@ -84,6 +88,7 @@ class Daemon:
         if self._terminated:
             charger.terminate()
         manager = _firmware_updates(config, db, outbox, rauc, charger, sessions, firmware, security)
+        diagnostics = _remote_diagnostics(config, db, outbox, security, firmware, manager)
         client = self.client = adapter.client(
             config,
             charger,
@@ -92,6 +97,7 @@ class Daemon:
             storage,
             firmware=(manager, security.manufacturer_roots) if manager else None,
             security=security,
+            diagnostics=diagnostics,
             firmware_version=firmware.version,
             now=utcnow,
         )
@@ -118,6 +124,7 @@ class Daemon:
             await control.start()
             if manager is not None:
                 await manager.resume()
+            await diagnostics.resume()
             tasks = [
                 asyncio.create_task(client.run(), name="csms"),
                 asyncio.create_task(watch_clock(security.events), name="clock"),
@@ -160,6 +167,7 @@ class Daemon:
             await client.close()
             if manager is not None:
                 await manager.stop()
+            await diagnostics.stop()
             await cancel_and_wait(tasks)
             await storage.stop()
             if hardware.world is not None:
@@ -244,6 +252,29 @@ def _firmware_updates(
         security=security.events,
     )
     return manager
+
+
+def _remote_diagnostics(
+    config: Config,
+    db: Database,
+    outbox: Outbox,
+    security: SecurityServices,
+    firmware: FirmwareInfo,
+    manager: FirmwareManager | None,
+) -> RemoteDiagnostics:
+    """Diagnostics archives and log uploads (GetDiagnostics, GetLog), worked in
+    ``<state_dir>/uploads``."""
+    sources = ArchiveSources(
+        config,
+        db,
+        firmware.version,
+        log_ring(),
+        FrameRing(),
+        (lambda: firmware.snapshot(manager)) if manager is not None else None,
+    )
+    return RemoteDiagnostics(
+        sources, security.events.log, outbox, work_dir=config.state_dir / "uploads", now=utcnow
+    )
 
 
 def _security(

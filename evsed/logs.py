@@ -16,14 +16,22 @@ so that ``journalctl -u evsed EVSED_CONNECTOR=2`` shows one connector's story. T
 needs systemd-python (the ``systemd`` extra); without it, or when stderr is not the journal,
 the log is plain lines on stderr (under systemd those still reach the journal, without the
 fields, but with their priority).
+
+Beside it, :class:`LogRing` keeps the newest records in memory (bounded, at the configured
+level), which is where a diagnostics archive takes the daemon's log from: the same on a device
+with or without the journal, and without reading files on the event loop. It starts empty at
+each start of the process.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import sys
+import threading
 from collections.abc import Callable, MutableMapping
+from datetime import UTC, datetime
 from typing import Any
 
 JOURNAL_FIELDS = {
@@ -36,6 +44,8 @@ SYSLOG_IDENTIFIER = "evsed"
 STDERR_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 # The journal stamps each line itself; the <N> prefix (sd-daemon(3)) carries the priority.
 JOURNAL_STREAM_FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+RING_RECORDS = 20000  # about a day of INFO, or the last minutes of DEBUG with OCPP frames
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +110,50 @@ def journal_handler(sender: Callable[..., None] | None = None) -> logging.Handle
     return handler
 
 
+class LogRing(logging.Handler):
+    """The newest ``capacity`` records as (UTC time, formatted line). Thread-safe; adding a
+    record costs one formatting, as any handler's."""
+
+    def __init__(self, capacity: int = RING_RECORDS) -> None:
+        super().__init__()
+        self._records: collections.deque[tuple[datetime, str]] = collections.deque(maxlen=capacity)
+        self._ring_lock = threading.Lock()
+        self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            at = datetime.fromtimestamp(record.created, UTC)
+            line = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        with self._ring_lock:
+            self._records.append((at, line))
+
+    def lines(self, start: datetime | None = None, stop: datetime | None = None) -> list[str]:
+        """The records from ``start`` to ``stop`` (inclusive, either open), oldest first, each
+        line beginning with its ISO 8601 UTC time."""
+        with self._ring_lock:
+            records = list(self._records)
+        return [
+            f"{at.isoformat(timespec='milliseconds')} {line}"
+            for at, line in records
+            if (start is None or at >= start) and (stop is None or at <= stop)
+        ]
+
+
+_ring: LogRing | None = None
+
+
+def log_ring() -> LogRing | None:
+    """The ring :func:`setup_logging` installed (None before, or in a process that did not)."""
+    return _ring
+
+
 def setup_logging(level: str) -> None:
-    """Send the root logger's records to the journal under systemd, to stderr otherwise."""
+    """Send the root logger's records to the journal under systemd, to stderr otherwise, and
+    keep the newest of them in a :class:`LogRing`."""
+    global _ring
     handler: logging.Handler | None = None
     to_journal = stderr_is_journal()
     if to_journal:
@@ -113,7 +165,8 @@ def setup_logging(level: str) -> None:
             if to_journal
             else logging.Formatter(STDERR_FORMAT)
         )
-    logging.basicConfig(level=level, handlers=[handler])
+    _ring = LogRing()
+    logging.basicConfig(level=level, handlers=[handler, _ring])
     if to_journal and isinstance(handler, logging.StreamHandler):
         log.info("systemd-python is not installed: plain lines to the journal, no EVSED_* fields")
 

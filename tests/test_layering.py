@@ -154,3 +154,16 @@ def test_the_charger_tier_modules_of_operator_features_are_version_neutral() -> 
         assert not [m for m in imported if m.startswith(("evsed.ocpp", "ocpp"))], (name, imported)
         named = _names_and_strings(path) & actions
         assert not named, f"{name} names OCPP actions {sorted(named)}"
+
+
+def test_diagnostics_and_uploads_are_version_neutral() -> None:
+    """The diagnostics archive, the upload state and the uploader hold no OCPP: no import of
+    an OCPP package, no action name (GetDiagnostics and GetLog are the 1.6 adapter's)."""
+    actions = _ocpp_actions()
+    paths = [ROOT / "evsed" / "upload.py", *sorted((ROOT / "evsed" / "diagnostics").glob("*.py"))]
+    modules = imported_modules("evsed")
+    for path in paths:
+        imported = modules[path]
+        assert not [m for m in imported if m.startswith(("evsed.ocpp", "ocpp"))], (path, imported)
+        named = _names_and_strings(path) & actions
+        assert not named, f"{path.relative_to(ROOT)} names OCPP actions {sorted(named)}"

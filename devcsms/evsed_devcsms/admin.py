@@ -14,7 +14,9 @@ Routes (JSON bodies; API-level failures answer ``{"detail": "..."}``):
 /files/<name>`` (``<name>`` may be a path into a directory tree, e.g. a casync chunk store),
 ``GET /api/files/served[?prefix=]`` (bytes and requests served per file),
 ``POST /api/files/served/reset``, ``GET|POST /api/files/faults`` (files under a prefix
-disappear after a number of requests).
+disappear after a number of requests), ``PUT /uploads/<name>`` (a charger uploads a file),
+``GET /uploads/<name>`` (what it uploaded), ``GET /api/uploads`` (files and attempts),
+``POST /api/uploads/refuse`` (answer the next uploads with an HTTP error status).
 """
 
 from __future__ import annotations
@@ -29,13 +31,14 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from evsed_devcsms.chargepoint import CallOutcome
 from evsed_devcsms.errors import ChargerGone, ChargerNotConnected, InvalidCall
 from evsed_devcsms.files import FileFaults, FileLedger, resolve_file, send_file
 from evsed_devcsms.journal import Journal
 from evsed_devcsms.state import AnswerRule, IdTagRecord
+from evsed_devcsms.uploads import UploadStore
 
 _LOG = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -120,6 +123,7 @@ class _AdminHttpServer(ThreadingHTTPServer):
         # Touched only by the HTTP threads: no need to go through the websocket loop.
         self.ledger = FileLedger()
         self.faults = FileFaults()
+        self.uploads = UploadStore()
 
 
 class AdminServer:
@@ -214,6 +218,9 @@ class _AdminHandler(BaseHTTPRequestHandler):
             if url.path.startswith("/files/") and method in ("GET", "HEAD"):
                 self._serve_file(url.path[len("/files/") :], head_only=method == "HEAD")
                 return
+            if url.path.startswith("/uploads/") and method in ("GET", "PUT"):
+                self._upload(url.path[len("/uploads/") :], method)
+                return
             route = _ROUTES.get((method, url.path))
             if route is None:
                 raise ApiError(HTTPStatus.NOT_FOUND, f"no route {method} {url.path}")
@@ -238,6 +245,10 @@ class _AdminHandler(BaseHTTPRequestHandler):
         """Answer POST (API)."""
         self._dispatch("POST")
 
+    def do_PUT(self) -> None:
+        """Answer PUT (uploads)."""
+        self._dispatch("PUT")
+
     # --- routes -------------------------------------------------------------------------
 
     def _serve_file(self, name: str, *, head_only: bool) -> None:
@@ -246,6 +257,43 @@ class _AdminHandler(BaseHTTPRequestHandler):
         if path is None or self.server.faults.gone(name):
             raise ApiError(HTTPStatus.NOT_FOUND, f"no file {name!r}")
         send_file(self, path, head_only=head_only, ledger=self.server.ledger, name=name)
+
+    def _upload(self, name: str, method: str) -> None:
+        name = unquote(name)
+        if not name or "/" in name or "\x00" in name or name.startswith("."):
+            raise ApiError(HTTPStatus.BAD_REQUEST, f"bad upload name {name!r}")
+        store = self.server.uploads
+        if method == "GET":
+            data = store.get(name)
+            if data is None:
+                raise ApiError(HTTPStatus.NOT_FOUND, f"no upload {name!r}")
+            self.send_response(HTTPStatus.OK)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)  # read before answering, even a refusal
+        refused = store.refusal(name)
+        if refused is not None:
+            raise ApiError(HTTPStatus(refused), f"upload of {name!r} refused (test rule)")
+        if not store.store(name, body):
+            raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "upload store full")
+        self._send_json(HTTPStatus.CREATED, {"name": name, "bytes": len(body)})
+
+    def _uploads(self, _: object) -> tuple[HTTPStatus, Any]:
+        return HTTPStatus.OK, self.server.uploads.snapshot()
+
+    def _refuse_uploads(self, body: dict[str, Any]) -> tuple[HTTPStatus, Any]:
+        """``{"status": 401|503|..., "times"?}``; ``{"status": null}`` ends the rule."""
+        try:
+            self.server.uploads.set_refusal(
+                _optional(body, "status", int), _optional(body, "times", int)
+            )
+        except ValueError as exc:
+            raise ApiError(HTTPStatus.BAD_REQUEST, str(exc)) from exc
+        return HTTPStatus.OK, self.server.uploads.snapshot()
 
     def _files_served(self, query: dict[str, list[str]]) -> tuple[HTTPStatus, Any]:
         """``{"bytes", "requests", "paths": {name: {"bytes", "requests"}}}``: body bytes sent
@@ -451,4 +499,6 @@ _ROUTES: dict[tuple[str, str], _Route] = {
     ("POST", "/api/files/served/reset"): _AdminHandler._files_served_reset,
     ("GET", "/api/files/faults"): _AdminHandler._files_faults,
     ("POST", "/api/files/faults"): _AdminHandler._set_files_fault,
+    ("GET", "/api/uploads"): _AdminHandler._uploads,
+    ("POST", "/api/uploads/refuse"): _AdminHandler._refuse_uploads,
 }

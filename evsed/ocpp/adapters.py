@@ -16,6 +16,7 @@ from evsed.port import Charger, CsmsSessions
 
 if TYPE_CHECKING:
     from evsed.config import Config
+    from evsed.diagnostics.service import RemoteDiagnostics
     from evsed.ota.manager import FirmwareManager
     from evsed.security.certificates import CertificateStore
     from evsed.security.services import SecurityServices
@@ -82,6 +83,7 @@ class Adapter(Protocol):
         *,
         firmware: tuple[FirmwareManager, CertificateStore] | None,
         security: SecurityServices,
+        diagnostics: RemoteDiagnostics,
         firmware_version: str,
         now: Callable[[], datetime],
     ) -> CsmsClient: ...

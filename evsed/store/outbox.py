@@ -1,7 +1,8 @@
 """The durable queue of messages for the CSMS, shared by everything that writes to it.
 
 Writers are the CSMS client of one OCPP version (transaction messages, in its own words) and
-the version-neutral parts of the daemon (firmware update statuses, security events), which
+the version-neutral parts of the daemon (firmware update statuses, security events, upload
+statuses of diagnostics and logs), which
 queue a :class:`Report` that the client turns into its version's message when it delivers it.
 A report is committed together with the state it reports (``kv``), so after a power cut the
 two are never out of step and each report is delivered exactly once. ``wake`` tells the
@@ -26,6 +27,8 @@ class Report(enum.StrEnum):
 
     FIRMWARE_STATUS = "firmware-status"  # {"status": FirmwareStatus, "request_id", "signed"}
     SECURITY_EVENT = "security-event"  # {"type", "timestamp", "tech_info"}
+    DIAGNOSTICS_STATUS = "diagnostics-status"  # {"status": UploadState, "request_id": None}
+    LOG_STATUS = "log-status"  # {"status": UploadState, "request_id"}
 
     @property
     def action(self) -> str:

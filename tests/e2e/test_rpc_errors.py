@@ -49,9 +49,11 @@ def test_known_but_unserved_and_unknown_actions(
     csms: DevCsms, start_evsed: Callable[..., Evsed]
 ) -> None:
     booted(start_evsed, csms)
-    # A 1.6 action the charger does not serve (remote diagnostics are not built): NotSupported.
+    # A 1.6 action the charger does not serve (firmware updates with [ota] off): NotSupported.
     unserved = csms.call(
-        "GetDiagnostics", {"location": "ftp://127.0.0.1:1/diagnostics"}, validate=False
+        "UpdateFirmware",
+        {"location": "ftp://127.0.0.1:1/fw.raucb", "retrieveDate": "2030-01-01T00:00:00Z"},
+        validate=False,
     )
     assert _error(unserved)["code"] == "NotSupported"
     # An action OCPP 1.6 does not have: NotImplemented.

@@ -3,8 +3,9 @@ MeterValues on a single-phase charger.
 
 TriggerMessage belongs to Remote Trigger, not to firmware updates: it works with ``[ota]``
 disabled. The triggered message follows the answer; a connector that does not exist is
-Rejected. SupportedFeatureProfiles says what is served, and an operation that is not served
-(UpdateFirmware with ``[ota]`` disabled) is refused with NotSupported, not accepted and ignored.
+Rejected. SupportedFeatureProfiles lists a profile whose operations are all served, and an
+operation that is not served (UpdateFirmware with ``[ota]`` disabled) is refused with
+NotSupported, not accepted and ignored; GetDiagnostics is served either way.
 """
 
 from collections.abc import Callable
@@ -59,8 +60,10 @@ def test_trigger_message_works_without_firmware_updates_and_answers_first(
     assert _trigger(csms, "FirmwareStatusNotification") == "Accepted"
     status = wait_for(lambda: csms.calls("CP01", "FirmwareStatusNotification"), what="status")
     assert status[-1]["payload"] == {"status": "Idle"}
-    # Not built (remote diagnostics): not implemented.
-    assert _trigger(csms, "DiagnosticsStatusNotification") == "NotImplemented"
+    # Remote diagnostics, no upload in progress: Idle (§4.4, §5.17).
+    assert _trigger(csms, "DiagnosticsStatusNotification") == "Accepted"
+    status = wait_for(lambda: csms.calls("CP01", "DiagnosticsStatusNotification"), what="status")
+    assert status[-1]["payload"] == {"status": "Idle"}
     assert evsed.status()["ocpp"]["connection"] == "connected"
 
 
@@ -98,6 +101,8 @@ def test_supported_feature_profiles_follow_what_is_served(
     )
     assert refused["error"]["code"] == "NotSupported"
     assert not csms.calls("CP01", "FirmwareStatusNotification")
+    # GetDiagnostics needs no firmware updater: answered, though its profile is not listed.
+    assert "fileName" in csms.result("GetDiagnostics", {"location": "http://127.0.0.1:1/up/"})
 
 
 def test_supported_feature_profiles_with_firmware_updates(

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from evsed.config import Config
+from evsed.diagnostics.service import RemoteDiagnostics
 from evsed.ocpp.transport import CsmsLink
 from evsed.ocpp.v16.data_transfer import DataTransferAnswer, DataTransfers, VendorExtensions
 from evsed.ocpp.v16.delivery import OutboxDelivery
@@ -71,6 +72,7 @@ class V16Adapter:
         *,
         firmware: tuple[FirmwareManager, CertificateStore] | None,
         security: SecurityServices,
+        diagnostics: RemoteDiagnostics,
         firmware_version: str,
         now: Callable[[], datetime],
     ) -> V16Client:
@@ -83,6 +85,7 @@ class V16Adapter:
             storage,
             firmware=firmware,
             security=security,
+            diagnostics=diagnostics,
             firmware_version=firmware_version,
             now=now,
         )
@@ -101,6 +104,7 @@ class V16Client:
         *,
         firmware: tuple[FirmwareManager, CertificateStore] | None,
         security: SecurityServices,
+        diagnostics: RemoteDiagnostics,
         firmware_version: str,
         now: Callable[[], datetime],
         wall_seconds: Callable[[], float] = time.time,
@@ -151,7 +155,13 @@ class V16Client:
         self.pricing.register(extensions)
         self.pricing.apply_default_price()
         self.data_transfers = DataTransfers(sessions.calls)
-        self.ops = CsmsOperations(charger, sessions, firmware=self._firmware, extensions=extensions)
+        self.ops = CsmsOperations(
+            charger,
+            sessions,
+            firmware=self._firmware,
+            extensions=extensions,
+            diagnostics=diagnostics,
+        )
         self.service = OcppV16Service(
             config,
             self.link,
@@ -167,6 +177,8 @@ class V16Client:
                 boot_request=functools.partial(boot_request, config, firmware_version),
                 firmware_status=self._firmware_status,
                 certificates=self.security,
+                diagnostics_status=diagnostics.diagnostics_status,
+                log_status=diagnostics.log_status,
                 now=now,
             ),
             SmartCharging(charger, keys, sessions.transactions, now=wall_seconds),
@@ -174,6 +186,7 @@ class V16Client:
             self.statuses,
             self.delivery,
             firmware_version=firmware_version,
+            frames=diagnostics.frames,
         )
         self.ops.apply_session_keys()
         self._loop = asyncio.get_running_loop()

@@ -12,7 +12,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import re
 from collections import OrderedDict
 from collections.abc import Coroutine
 from typing import Any
@@ -24,9 +23,11 @@ from ocpp.v16 import ChargePoint, call_result
 from ocpp.v16.enums import Action
 
 from evsed.charging.schedules import Profile
+from evsed.diagnostics.redact import redact_text
 from evsed.ocpp import rpc
 from evsed.ocpp.v16.configuration_keys import FEATURE_PROFILES
 from evsed.ocpp.v16.data_transfer import DataTransferHandlers
+from evsed.ocpp.v16.diagnostics import DiagnosticsHandlers
 from evsed.ocpp.v16.firmware import FirmwareHandlers
 from evsed.ocpp.v16.operations import CsmsOperations
 from evsed.ocpp.v16.reservations import ReservationHandlers
@@ -35,17 +36,6 @@ from evsed.ocpp.v16.smart_charging import ProfileRefused, SmartCharging, SmartCh
 from evsed.ocpp.v16.trigger import TriggeredMessages, TriggerHandlers
 
 log = logging.getLogger(__name__)
-
-_SECRET_KEY = re.compile(r'"key"\s*:\s*"AuthorizationKey"', re.IGNORECASE)
-_VALUE = re.compile(r'("value"\s*:\s*)"(?:[^"\\]|\\.)*"')
-
-
-def redact_secrets(frame: str) -> str:
-    """A frame as it may be logged: the value of a ChangeConfiguration of AuthorizationKey
-    (write-only, never logged: Security Whitepaper A01.FR.12) replaced with ``***``."""
-    if _SECRET_KEY.search(frame) is None:
-        return frame
-    return _VALUE.sub(r'\1"***"', frame)
 
 
 # The CSMS-initiated operations of each OCPP 1.6 feature profile (§3).
@@ -96,13 +86,14 @@ def served_actions(*, firmware_updates: bool) -> frozenset[str]:
 
 def supported_profiles(actions: frozenset[str]) -> list[str]:
     """SupportedFeatureProfiles (§9.1) derived from what is served: a profile is listed when
-    its operations are handled here (FirmwareManagement by UpdateFirmware so far; its
-    GetDiagnostics is answered NotSupported until remote diagnostics exist)."""
-    return [p for p in FEATURE_PROFILES if PROFILE_ACTIONS[p] & actions]
+    all its operations are handled here. GetDiagnostics needs no firmware updater and is
+    served always; FirmwareManagement is listed only with UpdateFirmware too ([ota])."""
+    return [p for p in FEATURE_PROFILES if PROFILE_ACTIONS[p] <= actions]
 
 
 class V16ChargePoint(
     DataTransferHandlers,
+    DiagnosticsHandlers,
     ReservationHandlers,
     TriggerHandlers,
     SecurityHandlers,
@@ -144,9 +135,10 @@ class V16ChargePoint(
         """Every frame from the CSMS, read by :mod:`evsed.ocpp.rpc` before the library sees it:
         a CALL whose message id is readable always gets an answer, with an OCPP-J 1.6 error
         code when it cannot be served (§4.2.3)."""
-        size = len(raw_msg.encode() if isinstance(raw_msg, str) else raw_msg)
-        shown = redact_secrets(raw_msg if size <= 4096 else f"{raw_msg[:4096]}... ({size} bytes)")
-        log.debug("<- %s", shown)
+        if log.isEnabledFor(logging.DEBUG):  # frames carry secrets: passwords, AuthorizationKey
+            size = len(raw_msg)
+            shown = raw_msg if size <= 4096 else f"{raw_msg[:4096]}... ({size} bytes)"
+            log.debug("<- %s", redact_text(shown))
         frame = rpc.read_frame(raw_msg)
         if size > self._security.max_message_bytes:
             frame = rpc.FrameError(
@@ -222,7 +214,8 @@ class V16ChargePoint(
             raise GenericError(description=str(exc)[:200]) from None
 
     async def _send(self, message: str) -> None:
-        log.debug("-> %s", message)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("-> %s", redact_text(message))
         await super()._send(message)
 
     # -- §5.11 / §5.12 ------------------------------------------------------------------------

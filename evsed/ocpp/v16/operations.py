@@ -20,6 +20,7 @@ from evsed.ocpp.v16.reservations import V16Reservations
 from evsed.port import Charger, Connector
 
 if TYPE_CHECKING:
+    from evsed.diagnostics.service import RemoteDiagnostics
     from evsed.ocpp.v16.firmware import FirmwareOperations
     from evsed.ocpp.v16.sessions import V16Sessions
 
@@ -51,6 +52,7 @@ class CsmsOperations:
         *,
         firmware: FirmwareOperations | None,
         extensions: VendorExtensions,
+        diagnostics: RemoteDiagnostics,
     ) -> None:
         self._charger = charger
         self._sessions = sessions
@@ -60,6 +62,7 @@ class CsmsOperations:
         self.firmware = firmware  # None: [ota] disabled, the firmware actions are not served
         self.reservations = V16Reservations(charger, sessions.keys)
         self.extensions = extensions  # DataTransfer from the CSMS (§5.6)
+        self.diagnostics = diagnostics  # GetDiagnostics (§5.9) and GetLog
 
     # -- remote start / stop (§5.11, §5.12) ---------------------------------------------------
 

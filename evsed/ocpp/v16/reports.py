@@ -6,6 +6,9 @@
   (§7.25) has only Downloaded, DownloadFailed, Downloading, Idle, InstallationFailed, Installing
   and Installed: the other statuses are not sent.
 - A security event is a SecurityEventNotification (Security Whitepaper).
+- The status of a GetDiagnostics upload is a DiagnosticsStatusNotification (§4.4), whose enum
+  (§7.23) says every failure as UploadFailed; the status of a GetLog upload is a
+  LogStatusNotification (Security Whitepaper) with its requestId.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 
 from ocpp.v16 import call
 
+from evsed.diagnostics.service import UploadState
 from evsed.ota.state import FirmwareStatus
 from evsed.store.outbox import Report
 
@@ -51,6 +55,14 @@ def message_for(report: Report, payload: dict[str, Any]) -> Any | None:
             if status not in BASIC_FIRMWARE_STATUSES:
                 return None
             return call.FirmwareStatusNotification(status=str(status))
+        case Report.DIAGNOSTICS_STATUS:
+            return call.DiagnosticsStatusNotification(
+                status=diagnostics_status(UploadState(payload["status"]))
+            )
+        case Report.LOG_STATUS:
+            return call.LogStatusNotification(
+                status=str(payload["status"]), request_id=payload.get("request_id")
+            )
         case Report.SECURITY_EVENT:
             return call.SecurityEventNotification(
                 type=payload["type"],
@@ -63,3 +75,11 @@ def message_for(report: Report, payload: dict[str, Any]) -> Any | None:
 def basic_status(status: FirmwareStatus) -> FirmwareStatus:
     """``status`` in FirmwareStatusNotification's smaller enum."""
     return _BASIC_NEAREST.get(status, status)
+
+
+def diagnostics_status(state: UploadState) -> str:
+    """``state`` in DiagnosticsStatusNotification's enum (§7.23: Idle, Uploaded, UploadFailed,
+    Uploading)."""
+    if state in (UploadState.IDLE, UploadState.UPLOADING, UploadState.UPLOADED):
+        return str(state)
+    return "UploadFailed"

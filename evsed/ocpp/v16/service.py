@@ -18,6 +18,7 @@ from ocpp.v16 import call
 from websockets.asyncio.client import ClientConnection
 
 from evsed.config import Config
+from evsed.diagnostics.frames import FrameRing
 from evsed.ocpp.transport import CsmsLink
 from evsed.ocpp.v16.calls import CsmsCalls
 from evsed.ocpp.v16.charge_point import V16ChargePoint
@@ -51,8 +52,10 @@ class OcppV16Service:
         delivery: OutboxDelivery,
         *,
         firmware_version: str,
+        frames: FrameRing,
     ) -> None:
         self._config = config
+        self._frames = frames
         self.link = link
         self._calls = calls
         self._keys = keys
@@ -75,7 +78,7 @@ class OcppV16Service:
     async def _session(self, ws: ClientConnection) -> None:
         cp = V16ChargePoint(
             self._config.charger.id,
-            ws,
+            RecordedConnection(ws, self._frames),
             self._ops,
             self._triggers,
             self._smart,
@@ -154,6 +157,28 @@ class OcppV16Service:
                 await cp.call(call.Heartbeat(), suppress=False)
             except (OCPPError, TimeoutError) as exc:
                 log.warning("Heartbeat failed: %s", exc)
+
+
+class RecordedConnection:
+    """The websocket as the ``ocpp`` library uses it (``recv``, ``send``), with every text
+    frame kept in the diagnostics frame ring."""
+
+    def __init__(self, ws: ClientConnection, frames: FrameRing) -> None:
+        self._ws = ws
+        self._frames = frames
+
+    async def recv(self) -> Any:
+        message = await self._ws.recv()
+        if isinstance(message, str):
+            self._frames.record("<-", message)
+        return message
+
+    async def send(self, message: str) -> None:
+        self._frames.record("->", message)
+        await self._ws.send(message)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ws, name)
 
 
 def boot_request(config: Config, firmware_version: str) -> Any:

@@ -5,8 +5,9 @@ Rules (§5.17):
 - Accepted: the message follows the answer (it is sent from ``@after``, never before).
 - Rejected: a connectorId that names no connector (0 is the charge point itself: it has a
   status, and no meter of its own, so MeterValues for 0 is Rejected too).
-- NotImplemented: a message this charger does not build (DiagnosticsStatusNotification until
-  remote diagnostics exist).
+- NotImplemented: a requestedMessage this charger does not know.
+- DiagnosticsStatusNotification says Uploading while a GetDiagnostics upload runs and Idle
+  otherwise (§4.4: Idle only ever in a triggered one).
 - An absent connectorId where it matters means every connector; where it does not matter
   (BootNotification, Heartbeat, FirmwareStatusNotification) it is ignored.
 - ExtendedTriggerMessage's FirmwareStatusNotification is answered with a
@@ -31,8 +32,9 @@ from ocpp.v16 import call, call_result
 from ocpp.v16.enums import Action
 
 from evsed.clock import iso
+from evsed.diagnostics.service import UploadState
 from evsed.ocpp.v16.metering import MeterValueBuilder
-from evsed.ocpp.v16.reports import basic_status
+from evsed.ocpp.v16.reports import basic_status, diagnostics_status
 from evsed.ota.state import FirmwareStatus
 from hal.types import MeterReading
 
@@ -40,7 +42,13 @@ log = logging.getLogger(__name__)
 
 PER_CONNECTOR = frozenset({"StatusNotification", "MeterValues"})
 TRIGGERABLE = frozenset(
-    {"BootNotification", "Heartbeat", "FirmwareStatusNotification", *PER_CONNECTOR}
+    {
+        "BootNotification",
+        "Heartbeat",
+        "FirmwareStatusNotification",
+        "DiagnosticsStatusNotification",
+        *PER_CONNECTOR,
+    }
 )
 # ExtendedTriggerMessage names (MessageTriggerEnumType) -> the message we send.
 _EXTENDED = {
@@ -95,6 +103,8 @@ def no_log_upload() -> tuple[str, int | None]:
 # (status, requestId) of the firmware update for FirmwareStatusNotification; requestId is set
 # while a signed update runs (SignedFirmwareStatusNotification).
 FirmwareStatusSource = Callable[[], tuple[FirmwareStatus, int | None]]
+# The status of the GetDiagnostics upload (Uploading, or Idle).
+DiagnosticsStatusSource = Callable[[], UploadState]
 
 
 class TriggeredMessages:
@@ -112,6 +122,7 @@ class TriggeredMessages:
         firmware_status: FirmwareStatusSource,
         certificates: CertificateRequests,
         log_status: LogStatusSource = no_log_upload,
+        diagnostics_status: DiagnosticsStatusSource,
         now: Callable[[], datetime],
     ) -> None:
         self._sender = sender
@@ -123,6 +134,7 @@ class TriggeredMessages:
         self._firmware_status = firmware_status
         self._certificates = certificates
         self._log_status = log_status
+        self._diagnostics_status = diagnostics_status
         self._now = now
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -152,7 +164,7 @@ class TriggeredMessages:
             self._certificates.request_certificate_later("ExtendedTriggerMessage")
         elif message == "LogStatusNotification":
             status, request_id = self._log_status()
-            payload = call.LogStatusNotification(status=status, request_id=request_id)
+            payload = call.LogStatusNotification(status=str(status), request_id=request_id)
             task = asyncio.create_task(self._sender.call_now(payload))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -188,6 +200,9 @@ class TriggeredMessages:
                         )
                     ]
                 return [call.FirmwareStatusNotification(status=str(basic_status(status)))]
+            case "DiagnosticsStatusNotification":
+                state = self._diagnostics_status()
+                return [call.DiagnosticsStatusNotification(status=diagnostics_status(state))]
             case "StatusNotification":
                 ids = [connector_id] if connector_id is not None else [0, *self._connectors]
                 return [self._status(cid) for cid in ids]
