@@ -36,11 +36,25 @@ def connections(csms: DevCsms) -> list[dict[str, Any]]:
     return records
 
 
-def new_connection(csms: DevCsms, before: int, what: str = "a new connection") -> dict[str, Any]:
-    """The first connection attempt after ``before`` that the CSMS accepted."""
+def connection_mark(csms: DevCsms) -> tuple[int, int]:
+    """Where the connection records and the StatusNotifications stand now."""
+    return len(connections(csms)), len(csms.calls("CP01", "StatusNotification"))
+
+
+def new_connection(
+    csms: DevCsms, mark: tuple[int, int], what: str = "a new connection"
+) -> dict[str, Any]:
+    """The first connection attempt after ``mark`` that the CSMS accepted, once that connection
+    carries the charger's messages (its statuses come first on every connection): the CSMS may
+    still hold the old one for a moment after the upgrade of the new one."""
+    before, statuses = mark
     found: dict[str, Any] = wait_for(
         lambda: next((r for r in connections(csms)[before:] if r["basic_auth"] != "wrong"), None),
         what=what,
+    )
+    wait_for(
+        lambda: len(csms.calls("CP01", "StatusNotification")) > statuses,
+        what=f"{what}: the statuses on it",
     )
     return found
 

@@ -23,6 +23,7 @@ from security_support import (
     KEY,
     SERIAL,
     Pki,
+    connection_mark,
     connections,
     hash_data,
     new_connection,
@@ -91,7 +92,7 @@ def test_tc_073_update_charge_point_password_for_basic_authentication(
     evsed = profile_evsed(start_evsed, csms, 1, None)
     evsed.wait_registered()
     for new_key in (KEY2, KEY3):
-        before = len(connections(csms))
+        before = connection_mark(csms)
         csms.api("/api/auth-keys", {"cp": "CP01", "key": new_key})
         assert _change(csms, "AuthorizationKey", new_key) == "Accepted"
         # It disconnects and comes back with the new password.
@@ -162,7 +163,7 @@ def test_tc_074_update_charge_point_certificate_by_request_of_the_csms(
     # The private key stays in the state directory: no frame carries one.
     assert "PRIVATE KEY" not in json.dumps(csms.messages("CP01"))
     signed = pki.ca.sign_csr(csr_pem, days=90)
-    before = len(connections(csms))
+    before = connection_mark(csms)
     assert csms.result("CertificateSigned", {"certificateChain": signed}) == {"status": "Accepted"}
     # It reconnects with the new certificate.
     serial = format(x509.load_pem_x509_certificate(signed.encode()).serial_number, "x")
@@ -171,7 +172,7 @@ def test_tc_074_update_charge_point_certificate_by_request_of_the_csms(
     wait_for(lambda: evsed.status()["ocpp"]["connection"] == "connected", what="online")
     # And keeps using it after a restart.
     evsed.stop()
-    before = len(connections(csms))
+    before = connection_mark(csms)
     evsed = Evsed.launch(evsed.config, evsed.log_path)
     try:
         assert new_connection(csms, before)["client_cert"]["serial"] == serial
@@ -190,7 +191,7 @@ def test_a_client_certificate_near_its_expiry_is_renewed_ahead_of_it(
     # Nobody asked: the charger requests a new certificate itself.
     csr_pem = csms.wait_for_calls("SignCertificate")[-1]["payload"]["csr"]
     signed = pki.ca.sign_csr(csr_pem, days=90)
-    before = len(connections(csms))
+    before = connection_mark(csms)
     answer = csms.result("CertificateSigned", {"certificateChain": signed})
     assert answer == {"status": "Accepted"}
     serial = format(x509.load_pem_x509_certificate(signed.encode()).serial_number, "x")
@@ -218,7 +219,7 @@ def test_tc_077_invalid_charge_point_certificate_security_event(
         what="two InvalidChargePointCertificate events",
     )
     # The certificate in use is unchanged: a reconnect still presents the first one.
-    before = len(connections(csms))
+    before = connection_mark(csms)
     evsed.sim("network", "down")
     evsed.sim("network", "up")
     first = format(x509.load_pem_x509_certificate(pki.client.cert.read_bytes()).serial_number, "x")
@@ -332,7 +333,7 @@ def test_tc_083_upgrade_security_profile_from_1_to_2(
     assert _install(csms, "CentralSystemRootCertificate", pki.ca.pem) == "Accepted"
     assert _change(csms, "SecurityProfile", "2") == "Accepted"
     csms.restart(args=(*plain, *pki.tls_args()))
-    attempt = new_connection(csms, 0, "a connection over TLS")
+    attempt = new_connection(csms, (0, 0), "a connection over TLS")
     assert attempt["tls"] is not None and attempt["basic_auth"] == "ok"
     wait_for(lambda: evsed.status()["ocpp"]["connection"] == "connected", what="online")
     assert _profile(csms) == "2"
@@ -343,7 +344,7 @@ def test_tc_083_upgrade_security_profile_from_1_to_2(
     assert connections(csms) == []
     assert evsed.status()["ocpp"]["connection"] != "connected"
     csms.restart(args=(*plain, *pki.tls_args()))
-    assert new_connection(csms, 0, "back over TLS")["tls"] is not None
+    assert new_connection(csms, (0, 0), "back over TLS")["tls"] is not None
 
 
 def test_a_new_profile_that_cannot_connect_falls_back_to_the_last_working_one(
@@ -354,7 +355,7 @@ def test_a_new_profile_that_cannot_connect_falls_back_to_the_last_working_one(
     evsed = profile_evsed(start_evsed, csms, 1, None)
     evsed.wait_registered()
     assert _install(csms, "CentralSystemRootCertificate", pki.ca.pem) == "Accepted"
-    before = len(connections(csms))
+    before = connection_mark(csms)
     # The CSMS never offers TLS: profile 2 cannot connect.
     assert _change(csms, "SecurityProfile", "2") == "Accepted"
     attempt = new_connection(csms, before, "back on profile 1")
