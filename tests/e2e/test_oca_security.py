@@ -56,6 +56,32 @@ def _profile(csms: DevCsms) -> str:
     return value
 
 
+def _charger(
+    start_csms: Callable[..., DevCsms],
+    start_evsed: Callable[..., Evsed],
+    profile: int,
+    pki: Pki | None,
+) -> tuple[DevCsms, Evsed]:
+    """A CSMS for ``profile`` and a charger provisioned for it, registered."""
+    csms = profile_csms(start_csms, profile, pki)
+    evsed = profile_evsed(start_evsed, csms, profile, pki)
+    evsed.wait_registered()
+    return csms, evsed
+
+
+def _requested_csr(csms: DevCsms) -> str:
+    """ExtendedTriggerMessage SignChargePointCertificate, and the CSR that follows."""
+    payload = {"requestedMessage": "SignChargePointCertificate"}
+    assert csms.result("ExtendedTriggerMessage", payload) == {"status": "Accepted"}
+    csr: str = csms.wait_for_calls("SignCertificate")[-1]["payload"]["csr"]
+    return csr
+
+
+def _serial(pem: str | bytes) -> str:
+    data = pem.encode("ascii") if isinstance(pem, str) else pem
+    return format(x509.load_pem_x509_certificate(data).serial_number, "x")
+
+
 def _secret_nowhere(evsed: Evsed, csms: DevCsms, *secrets: str) -> None:
     """No frame the charger sent, no log line, no ``evsectl status`` holds a secret."""
     sent = json.dumps([m for m in csms.messages("CP01") if m["dir"] == "in"]).upper()
@@ -70,9 +96,7 @@ def _secret_nowhere(evsed: Evsed, csms: DevCsms, *secrets: str) -> None:
 def test_tc_085_basic_authentication_and_the_key_is_never_shown(
     start_csms: Callable[..., DevCsms], start_evsed: Callable[..., Evsed]
 ) -> None:
-    csms = profile_csms(start_csms, 1, None)
-    evsed = profile_evsed(start_evsed, csms, 1, None)
-    evsed.wait_registered()
+    csms, evsed = _charger(start_csms, start_evsed, 1, None)
     attempt = connections(csms)[-1]
     assert attempt["basic_auth"] == "ok" and attempt["tls"] is None
     # Write-only: not listed, and unknown when asked for by name.
@@ -88,9 +112,7 @@ def test_tc_085_basic_authentication_and_the_key_is_never_shown(
 def test_tc_073_update_charge_point_password_for_basic_authentication(
     start_csms: Callable[..., DevCsms], start_evsed: Callable[..., Evsed]
 ) -> None:
-    csms = profile_csms(start_csms, 1, None)
-    evsed = profile_evsed(start_evsed, csms, 1, None)
-    evsed.wait_registered()
+    csms, evsed = _charger(start_csms, start_evsed, 1, None)
     for new_key in (KEY2, KEY3):
         before = connection_mark(csms)
         csms.api("/api/auth-keys", {"cp": "CP01", "key": new_key})
@@ -121,9 +143,7 @@ def test_tc_086_tls_with_a_valid_server_certificate(
     tmp_path: Path, start_csms: Callable[..., DevCsms], start_evsed: Callable[..., Evsed]
 ) -> None:
     pki = Pki.make(tmp_path / "pki")
-    csms = profile_csms(start_csms, 2, pki)
-    evsed = profile_evsed(start_evsed, csms, 2, pki)
-    evsed.wait_registered()
+    csms, evsed = _charger(start_csms, start_evsed, 2, pki)
     attempt = connections(csms)[-1]
     assert attempt["basic_auth"] == "ok"
     assert attempt["tls"]["version"] in ("TLSv1.2", "TLSv1.3")
@@ -136,9 +156,7 @@ def test_tc_087_tls_with_a_valid_client_certificate(
     tmp_path: Path, start_csms: Callable[..., DevCsms], start_evsed: Callable[..., Evsed]
 ) -> None:
     pki = Pki.make(tmp_path / "pki")
-    csms = profile_csms(start_csms, 3, pki)
-    evsed = profile_evsed(start_evsed, csms, 3, pki)
-    evsed.wait_registered()
+    csms, _ = _charger(start_csms, start_evsed, 3, pki)
     attempt = connections(csms)[-1]
     assert attempt["client_cert"]["cn"] == [SERIAL] and attempt["client_cert"]["o"] == [CPO]
     assert attempt["tls"]["version"] in ("TLSv1.2", "TLSv1.3")
@@ -149,12 +167,8 @@ def test_tc_074_update_charge_point_certificate_by_request_of_the_csms(
     tmp_path: Path, start_csms: Callable[..., DevCsms], start_evsed: Callable[..., Evsed]
 ) -> None:
     pki = Pki.make(tmp_path / "pki")
-    csms = profile_csms(start_csms, 3, pki)
-    evsed = profile_evsed(start_evsed, csms, 3, pki)
-    evsed.wait_registered()
-    payload = {"requestedMessage": "SignChargePointCertificate"}
-    assert csms.result("ExtendedTriggerMessage", payload) == {"status": "Accepted"}
-    csr_pem = csms.wait_for_calls("SignCertificate")[-1]["payload"]["csr"]
+    csms, evsed = _charger(start_csms, start_evsed, 3, pki)
+    csr_pem = _requested_csr(csms)
     request = x509.load_pem_x509_csr(csr_pem.encode("ascii"))
     assert request.is_signature_valid
     subject = request.subject
@@ -166,7 +180,7 @@ def test_tc_074_update_charge_point_certificate_by_request_of_the_csms(
     before = connection_mark(csms)
     assert csms.result("CertificateSigned", {"certificateChain": signed}) == {"status": "Accepted"}
     # It reconnects with the new certificate.
-    serial = format(x509.load_pem_x509_certificate(signed.encode()).serial_number, "x")
+    serial = _serial(signed)
     attempt = new_connection(csms, before, "reconnected with the new certificate")
     assert attempt["client_cert"]["serial"] == serial
     wait_for(lambda: evsed.status()["ocpp"]["connection"] == "connected", what="online")
@@ -185,16 +199,14 @@ def test_a_client_certificate_near_its_expiry_is_renewed_ahead_of_it(
 ) -> None:
     pki = Pki.make(tmp_path / "pki")
     pki.client = pki.ca.issue_client("soon", SERIAL, CPO, days=10)  # inside the 30-day margin
-    csms = profile_csms(start_csms, 3, pki)
-    evsed = profile_evsed(start_evsed, csms, 3, pki)
-    evsed.wait_registered()
+    csms, _ = _charger(start_csms, start_evsed, 3, pki)
     # Nobody asked: the charger requests a new certificate itself.
     csr_pem = csms.wait_for_calls("SignCertificate")[-1]["payload"]["csr"]
     signed = pki.ca.sign_csr(csr_pem, days=90)
     before = connection_mark(csms)
     answer = csms.result("CertificateSigned", {"certificateChain": signed})
     assert answer == {"status": "Accepted"}
-    serial = format(x509.load_pem_x509_certificate(signed.encode()).serial_number, "x")
+    serial = _serial(signed)
     assert new_connection(csms, before)["client_cert"]["serial"] == serial
     time.sleep(3.0)
     assert len(csms.calls("CP01", "SignCertificate")) == 1
@@ -204,12 +216,8 @@ def test_tc_077_invalid_charge_point_certificate_security_event(
     tmp_path: Path, start_csms: Callable[..., DevCsms], start_evsed: Callable[..., Evsed]
 ) -> None:
     pki = Pki.make(tmp_path / "pki")
-    csms = profile_csms(start_csms, 3, pki)
-    evsed = profile_evsed(start_evsed, csms, 3, pki)
-    evsed.wait_registered()
-    payload = {"requestedMessage": "SignChargePointCertificate"}
-    assert csms.result("ExtendedTriggerMessage", payload) == {"status": "Accepted"}
-    csr_pem = csms.wait_for_calls("SignCertificate")[-1]["payload"]["csr"]
+    csms, evsed = _charger(start_csms, start_evsed, 3, pki)
+    csr_pem = _requested_csr(csms)
     other = TestCa(tmp_path / "other", "a CA the charger does not trust")
     for chain in (other.sign_csr(csr_pem), "-----BEGIN CERTIFICATE-----\nnot one\n"):
         answer = csms.result("CertificateSigned", {"certificateChain": chain})
@@ -222,7 +230,7 @@ def test_tc_077_invalid_charge_point_certificate_security_event(
     before = connection_mark(csms)
     evsed.sim("network", "down")
     evsed.sim("network", "up")
-    first = format(x509.load_pem_x509_certificate(pki.client.cert.read_bytes()).serial_number, "x")
+    first = _serial(pki.client.cert.read_bytes())
     assert new_connection(csms, before)["client_cert"]["serial"] == first
 
 
@@ -274,9 +282,7 @@ def test_tc_076_delete_a_specific_certificate(
     tmp_path: Path, start_csms: Callable[..., DevCsms], start_evsed: Callable[..., Evsed]
 ) -> None:
     pki = Pki.make(tmp_path / "pki")
-    csms = profile_csms(start_csms, 2, pki)
-    evsed = profile_evsed(start_evsed, csms, 2, pki)
-    evsed.wait_registered()
+    csms, evsed = _charger(start_csms, start_evsed, 2, pki)
     spare = TestCa(tmp_path / "spare", "a second CSMS root")
     assert _install(csms, "CentralSystemRootCertificate", spare.pem) == "Accepted"
     listed = csms.result(
@@ -351,9 +357,7 @@ def test_a_new_profile_that_cannot_connect_falls_back_to_the_last_working_one(
     tmp_path: Path, start_csms: Callable[..., DevCsms], start_evsed: Callable[..., Evsed]
 ) -> None:
     pki = Pki.make(tmp_path / "pki")
-    csms = profile_csms(start_csms, 1, None)
-    evsed = profile_evsed(start_evsed, csms, 1, None)
-    evsed.wait_registered()
+    csms, evsed = _charger(start_csms, start_evsed, 1, None)
     assert _install(csms, "CentralSystemRootCertificate", pki.ca.pem) == "Accepted"
     before = connection_mark(csms)
     # The CSMS never offers TLS: profile 2 cannot connect.
@@ -370,9 +374,7 @@ def test_tc_084_downgrade_security_profile_is_rejected(
     tmp_path: Path, start_csms: Callable[..., DevCsms], start_evsed: Callable[..., Evsed]
 ) -> None:
     pki = Pki.make(tmp_path / "pki")
-    csms = profile_csms(start_csms, 2, pki)
-    evsed = profile_evsed(start_evsed, csms, 2, pki)
-    evsed.wait_registered()
+    csms, _ = _charger(start_csms, start_evsed, 2, pki)
     before = len(connections(csms))
     for value in ("1", "0", "2", "-1", "two"):
         assert _change(csms, "SecurityProfile", value) == "Rejected"
@@ -386,9 +388,7 @@ def test_tc_084_downgrade_security_profile_is_rejected(
 def test_profile_prerequisites_are_checked_before_a_change_is_accepted(
     start_csms: Callable[..., DevCsms], start_evsed: Callable[..., Evsed]
 ) -> None:
-    csms = profile_csms(start_csms, 1, None)
-    evsed = profile_evsed(start_evsed, csms, 1, None)
-    evsed.wait_registered()
+    csms, _ = _charger(start_csms, start_evsed, 1, None)
     # No CentralSystemRootCertificate installed (A05.FR.03), no client certificate (A05.FR.04).
     assert _change(csms, "SecurityProfile", "2") == "Rejected"
     assert _change(csms, "SecurityProfile", "3") == "Rejected"
