@@ -96,10 +96,6 @@ class CertificateRequests(Protocol):
 LogStatusSource = Callable[[], tuple[str, int | None]]
 
 
-def no_log_upload() -> tuple[str, int | None]:
-    return "Idle", None
-
-
 # (status, requestId) of the firmware update for FirmwareStatusNotification; requestId is set
 # while a signed update runs (SignedFirmwareStatusNotification).
 FirmwareStatusSource = Callable[[], tuple[FirmwareStatus, int | None]]
@@ -121,7 +117,7 @@ class TriggeredMessages:
         boot_request: Callable[[], Any],
         firmware_status: FirmwareStatusSource,
         certificates: CertificateRequests,
-        log_status: LogStatusSource = no_log_upload,
+        log_status: LogStatusSource,
         diagnostics_status: DiagnosticsStatusSource,
         now: Callable[[], datetime],
     ) -> None:
