@@ -7,6 +7,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
+from evsed.ota.download import redact_url
 from evsed.ota.rauc import Rauc, RaucError, SystemStatus
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ class FirmwareInfo:
             else {
                 "phase": str(update.phase),
                 "status": update.last_status,
-                "location": update.location,
+                "location": redact_url(update.location),  # it may carry a password
                 "version": update.bundle_version,
                 "delta": bool(update.store_url),
             },

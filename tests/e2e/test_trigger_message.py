@@ -156,3 +156,17 @@ def test_a_single_phase_charger_reports_one_phase_on_every_path(
     wait_for(lambda: values("Sample.Periodic"), what="a periodic sample")
     for context in ("Sample.Clock", "Trigger", "Sample.Periodic"):
         assert _phases(values(context)) == {"L1", "L1-N"}, context
+
+
+def test_the_password_in_a_firmware_location_is_never_shown(
+    csms: DevCsms, start_evsed: Callable[..., Evsed]
+) -> None:
+    evsed = booted(start_evsed, csms, ota={"enabled": True, "health_check_timeout_s": 10})
+    secret = "Fw-s3cret-99"
+    location = f"ftp://maker:{secret}@127.0.0.1:1/evsed-2.0.raucb"
+    request = {"location": location, "retrieveDate": "2020-01-01T00:00:00Z", "retries": 3}
+    assert csms.result("UpdateFirmware", request) == {}
+    wait_for(lambda: csms.calls("CP01", "FirmwareStatusNotification"), what="Downloading")
+    shown = evsed.ctl("status", "--json").stdout + evsed.ctl("status").stdout
+    assert "maker:***@127.0.0.1" in shown
+    assert secret not in shown and secret not in evsed.log()
