@@ -43,6 +43,7 @@ EXPECTED_ACCESS = {
     "StopTxnSampledDataMaxLength": True,
     "SupportedFeatureProfiles": True,
     "SupportedFeatureProfilesMaxLength": True,
+    "SupportedFileTransferProtocols": True,
     "TransactionMessageAttempts": False,
     "TransactionMessageRetryInterval": False,
     "UnlockConnectorOnEVSideDisconnect": False,
@@ -506,3 +507,11 @@ async def test_get_configuration_answer_passes_the_ocpp_library_schema(db: Datab
     for body in (payload, snake_to_camel_case(remove_nones(serialize_as_dict(full)))):
         response = Call("1", "GetConfiguration", {}).create_call_result(body)
         await validate_payload(response, "1.6")
+
+
+def test_supported_file_transfer_protocols_are_the_ones_the_transfers_speak(db: Database) -> None:
+    from evsed import upload
+    from evsed.ota import download
+
+    listed = set(make(db).get("SupportedFileTransferProtocols").split(","))
+    assert listed == {s.upper() for s in download.SCHEMES} == {s.upper() for s in upload.SCHEMES}

@@ -48,6 +48,7 @@ StopTxnSampledData                 CSL    RW  (empty)                          n
 StopTxnSampledDataMaxLength        int    R   20                               no   this store
 SupportedFeatureProfiles           CSL    R   constructor argument             no   fixed
 SupportedFeatureProfilesMaxLength  int    R   6 (all 1.6 profiles)             no   this store
+SupportedFileTransferProtocols     CSL    R   FTP,HTTP,HTTPS                   no   fixed
 TransactionMessageAttempts         int    RW  3 (1..100)                       no   outbox
 TransactionMessageRetryInterval    int    RW  10 (1..86400 s)                  no   outbox
 UnlockConnectorOnEVSideDisconnect  bool   RW  true                             no   informational
@@ -199,6 +200,9 @@ KEYS: tuple[KeySpec, ...] = (
     _ro_int("StopTxnSampledDataMaxLength", 20),
     _csl(SUPPORTED_FEATURE_PROFILES, CORE, Vocabulary.PROFILES, readonly=True),
     _ro_int("SupportedFeatureProfilesMaxLength", len(FEATURE_PROFILES)),
+    # What GetDiagnostics, GetLog and UpdateFirmware locations may use (evsed/upload.py,
+    # evsed/ota/download.py).
+    KeySpec("SupportedFileTransferProtocols", KeyType.STRING, True, "FTP,HTTP,HTTPS"),
     _int("TransactionMessageAttempts", 3, 1, 100),
     _int("TransactionMessageRetryInterval", 10, 1, DAY_S),
     _bool("UnlockConnectorOnEVSideDisconnect", True),
