@@ -112,9 +112,12 @@ class CsmsLink:
         return self._network_up.is_set()
 
     def backoff(self, attempt: int) -> float:
-        """Delay before reconnect ``attempt`` (1-based): full jitter over an exponential cap."""
-        cap = min(self._max, self._min * 2 ** max(0, attempt - 1))
-        return self._min + self._rng.uniform(0, max(0.0, cap - self._min))
+        """Delay before reconnect ``attempt`` (1-based): uniform between the minimum and a cap
+        that doubles with each attempt, from twice the minimum up to the maximum. The first
+        retry is spread too: a fleet that lost its CSMS at the same moment must not come back
+        at the same moment."""
+        cap = min(self._max, self._min * 2**attempt)
+        return self._rng.uniform(self._min, max(self._min, cap))
 
     async def run(self, session: Session) -> None:
         attempt = 0
