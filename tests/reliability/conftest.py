@@ -11,15 +11,25 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from evsed_devtools.harness import DevCsms
 
 # The end-to-end tests' helpers (oca_support, outbox_support) are reused here.
 sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
 
 SESSIONS = int(os.environ.get("EVSED_RELIABILITY_SESSIONS", "6"))
 EXAMPLES = int(os.environ.get("EVSED_RELIABILITY_EXAMPLES", "40"))
+
+
+@pytest.fixture
+def csms(tmp_path: Path) -> Iterator[DevCsms]:
+    server = DevCsms.start(tmp_path, "--heartbeat-interval", "60")
+    yield server
+    server.stop()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
