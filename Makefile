@@ -16,8 +16,9 @@ PY := $(VENV)/bin/python
 # casync makes and installs the delta (casync) bundles (rauc convert, rauc install).
 # systemd brings systemd-analyze (the unit checks) and systemd-journald (the journal logging
 # test); libsystemd-dev and pkg-config build systemd-python, the optional `systemd` extra.
+# faketime steps the daemon's wall clock in tests/reliability/test_clock_steps.py.
 APT_PACKAGES ?= python3-venv $(if $(shell command -v node),,nodejs) $(if $(shell command -v npm),,npm) \
-	rauc squashfs-tools e2fsprogs dbus openssl casync systemd libsystemd-dev pkg-config
+	rauc squashfs-tools e2fsprogs dbus openssl casync systemd libsystemd-dev pkg-config faketime
 SCHEMA_DIR := tests/schema
 
 .PHONY: demo demo-ota test lint typecheck pytest bench schema-deps system-deps venv clean

@@ -21,7 +21,8 @@ from evsed_devtools.harness import DevCsms
 # The end-to-end tests' helpers (oca_support, outbox_support) are reused here.
 sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
 
-SESSIONS = int(os.environ.get("EVSED_RELIABILITY_SESSIONS", "6"))
+DEFAULT_SESSIONS = 6
+SESSIONS = int(os.environ.get("EVSED_RELIABILITY_SESSIONS", str(DEFAULT_SESSIONS)))
 EXAMPLES = int(os.environ.get("EVSED_RELIABILITY_EXAMPLES", "40"))
 
 
