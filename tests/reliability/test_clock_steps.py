@@ -49,6 +49,7 @@ def parse(text: str) -> datetime:
 
 
 @needs_faketime
+@pytest.mark.timeout(600 if FOLLOW_SCHEDULE else 120)
 def test_clock_steps_during_a_transaction_and_a_schedule(tmp_path: Path, csms: DevCsms) -> None:
     offset = tmp_path / "faketime"
     offset.write_text("+0\n")
