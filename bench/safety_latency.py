@@ -33,6 +33,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import platform
 import random
 import resource
@@ -525,6 +526,9 @@ def print_text(result: dict[str, Any]) -> None:
     print(f"  peak RSS:      {result['peak_rss_mib']:.1f} MiB")
     print(f"  note:          {result['note']}")
     print(f"  platform:      Python {result['python']} on {result['machine']}")
+    if "load_average" in result:
+        start, end = result["load_average"]
+        print(f"  load average:  {start} at start, {end} at end (1, 5, 15 min)")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -577,12 +581,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     for noisy in ("ocpp", "websockets", "pymodbus"):
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
+    load_at_start = " ".join(f"{v:.2f}" for v in os.getloadavg())
     with tempfile.TemporaryDirectory(prefix="evsed-bench-") as tmp:
         try:
             result = asyncio.run(measure(args, Path(tmp)))
         except BenchError as exc:
             print(f"safety_latency: run failed: {exc}", file=sys.stderr)
             return 1
+    result["load_average"] = [load_at_start, " ".join(f"{v:.2f}" for v in os.getloadavg())]
     if args.json:
         print(json.dumps(result, indent=2))
     else:
