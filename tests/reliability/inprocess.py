@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -68,7 +69,8 @@ class Rig:
 
 @contextlib.contextmanager
 def running(workdir: Path, **sections: Any) -> Iterator[Rig]:
-    """Start the CSMS and the daemon; stop both (the daemon must stop cleanly)."""
+    """Start the CSMS and the daemon; stop both (the daemon must stop cleanly, unless the body
+    failed already)."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="rig-loop", daemon=True)
     thread.start()
@@ -107,15 +109,21 @@ def running(workdir: Path, **sections: Any) -> Iterator[Rig]:
         rig.alive()
     finally:
 
-        async def stop() -> None:
+        async def stop() -> BaseException | None:
             rig.daemon.terminate()
-            with contextlib.suppress(Exception):
+            error: BaseException | None = None
+            try:
                 await asyncio.wait_for(rig.task, 20)
+            except Exception as exc:  # reported below, after the CSMS is stopped too
+                error = exc
             await rig.csms.stop()
+            return error
 
         try:
-            rig.run(stop(), 40)
+            stopped_with = rig.run(stop(), 40)
         finally:
             loop.call_soon_threadsafe(loop.stop)
             thread.join(10)
             loop.close()
+        if stopped_with is not None and sys.exc_info()[0] is None:
+            raise AssertionError("the daemon did not stop cleanly") from stopped_with
