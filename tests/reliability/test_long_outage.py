@@ -112,12 +112,17 @@ def test_a_long_outage_keeps_the_bound_and_delivers_the_newest_values_in_order(
             or (c["action"] == "StartTransaction" and c["answer"]["transactionId"] == tx)
         ]
         times = [_t(_stamp(c)) for c in mine]
-        # Periodic and clock-aligned values each arrive in time order. Between the two kinds a
-        # few milliseconds may be out of order: a clock-aligned value carries the aligned
-        # instant (OCPP 1.6 §3.16) and is queued a little after it, behind a periodic sample.
+        # Periodic and clock-aligned values each arrive in time order, between the start and
+        # the stop. A clock-aligned value carries the aligned instant (OCPP 1.6 §3.16) and is
+        # queued a little after it: it may come behind a periodic value stamped a few
+        # milliseconds later, and the first one may be stamped up to a second before the start
+        # (docs/results.md, findings).
+        began, ended = times[0], times[-1]
         for kind in ("Sample.Periodic", "Sample.Clock"):
-            series = [t for c, t in zip(mine, times, strict=True) if _context(c) in (kind, None)]
+            series = [t for c, t in zip(mine, times, strict=True) if _context(c) == kind]
             assert series == sorted(series), f"connector {connector}: {kind} out of order"
+            earliest = began if kind == "Sample.Periodic" else began - 1.0
+            assert all(earliest <= t <= ended for t in series), f"{kind} outside the transaction"
         assert [c["action"] for c in (mine[0], mine[-1])] == ["StartTransaction", "StopTransaction"]
         offline = [
             c
