@@ -16,11 +16,12 @@ PY := $(VENV)/bin/python
 # casync makes and installs the delta (casync) bundles (rauc convert, rauc install).
 # systemd brings systemd-analyze (the unit checks) and systemd-journald (the journal logging
 # test); libsystemd-dev and pkg-config build systemd-python, the optional `systemd` extra.
+# faketime steps the daemon's wall clock in tests/reliability/test_clock_steps.py.
 APT_PACKAGES ?= python3-venv $(if $(shell command -v node),,nodejs) $(if $(shell command -v npm),,npm) \
-	rauc squashfs-tools e2fsprogs dbus openssl casync systemd libsystemd-dev pkg-config
+	rauc squashfs-tools e2fsprogs dbus openssl casync systemd libsystemd-dev pkg-config faketime
 SCHEMA_DIR := tests/schema
 
-.PHONY: demo demo-ota test lint typecheck pytest schema-deps system-deps venv clean
+.PHONY: demo demo-ota test lint typecheck pytest bench schema-deps system-deps venv clean
 
 demo: venv
 	$(PY) -m evsed_devtools.demo
@@ -30,6 +31,22 @@ demo-ota: venv
 	$(PY) -m evsed_devtools.demo_ota
 
 test: venv lint typecheck pytest
+
+# The benchmarks (bench/README.md; the figures and their targets: docs/results.md). Each prints
+# its figures with the machine's load; none fails on a missed target. BENCH_FLEET_N=20 runs a
+# smaller fleet on a loaded machine; delta_update.py needs root and RAUC and is run by hand.
+BENCH_FLEET_N ?= 100
+BENCH_FLEET_CUT_S ?= 60
+bench: venv
+	$(PY) bench/startup.py
+	$(PY) bench/safety_latency.py --load idle
+	$(PY) bench/safety_latency.py --load heavy
+	$(PY) bench/limit_latency.py
+	$(PY) bench/cpu_charging.py
+	$(PY) bench/memory_day.py
+	$(PY) bench/ota_download.py
+	$(PY) bench/offline_replay.py
+	$(PY) bench/fleet.py --n $(BENCH_FLEET_N) --cut-s $(BENCH_FLEET_CUT_S)
 
 # ruff, and oelint-adv over the Yocto layer's recipes (offline; yocto-layer/lint says how).
 lint: venv

@@ -33,6 +33,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import platform
 import random
 import resource
@@ -41,19 +42,22 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from evsed.config import load_config
 from evsed.daemon import Daemon
+from evsed.ota.download import download
+from evsed.store.db import Database
 from evsed_devcsms.server import DevCsms
 from evsed_devcsms.state import CsmsSettings
 from hal.types import CpState
 
 IEC_LIMIT_MS = 100.0  # IEC 61851-1:2017 Table A.6 seq. 7/8
-TARGET_P99_MS = 5.0  # DESIGN.md
+TARGET_P99_MS = 1.0  # docs/results.md
+DESIGN_P99_MS = 5.0  # DESIGN.md
 CHARGER_ID = "bench-01"
 READY_TIMEOUT_S = 20.0
 SETTLE_S = 0.5
@@ -92,13 +96,31 @@ class Probe:
 PINS = {1: (17, 27), 2: (22, 23)}
 
 
-def write_config(workdir: Path, csms_url: str, connectors: int) -> Path:
+# Per load: heartbeat (s), meter poll (s), MeterValues interval (s), site meter poll (s or None).
+LOADS = {
+    "classic": (1, 0.2, 1, None),
+    "idle": (300, 1.0, 10, None),
+    "heavy": (1, 1.0, 1, 1.0),
+}
+
+
+def write_config(workdir: Path, csms_url: str, connectors: int, load: str = "classic") -> Path:
+    heartbeat, poll, meter_values, site_poll = LOADS[load]
+    site = (
+        f"""site_fuse_a = 100
+[site_meter]
+poll_interval_s = {site_poll}
+timeout_s = 0.5
+"""
+        if site_poll is not None
+        else ""
+    )
     tables = "".join(
         f"""[[connectors]]
 id = {n}
 [connectors.meter]
 device_id = {n}
-poll_interval_s = 0.2
+poll_interval_s = {poll}
 timeout_s = 0.5
 [connectors.contactor]
 pin = {PINS[n][0]}
@@ -115,14 +137,17 @@ control_socket = "{workdir / "control.sock"}"
 
 [csms]
 url = "{csms_url}"
-heartbeat_interval_s = 1
+heartbeat_interval_s = {heartbeat}
 reconnect_min_s = 0.2
 reconnect_max_s = 1.0
 
 [charging]
 free_mode = true
 c_debounce_s = 0.0
-meter_values_interval_s = 1
+meter_values_interval_s = {meter_values}
+{site}
+[ota]
+enabled = false
 
 [hal]
 kind = "sim"
@@ -159,16 +184,107 @@ async def edge(future: Awaitable[int], what: str) -> int:
 
 
 async def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    settings = CsmsSettings(heartbeat_interval=1)
-    async with DevCsms(settings, host="127.0.0.1", port=0, http_port=0) as csms:
-        config = load_config(write_config(workdir, csms.ws_url, args.connectors))
+    settings = CsmsSettings(heartbeat_interval=LOADS[args.load][0])
+    files = workdir / "files"
+    files.mkdir()
+    parts = set(args.heavy_parts.split(","))
+    heavy = HeavyLoad(args.fsync_delay_ms, parts) if args.load == "heavy" else None
+    if heavy is not None:
+        heavy.make_bundle(files / "bundle.raucb", args.download_mib)
+    async with DevCsms(settings, host="127.0.0.1", port=0, http_port=0, files_dir=files) as csms:
+        config = load_config(write_config(workdir, csms.ws_url, args.connectors, args.load))
         daemon = Daemon(config)
         daemon_task = asyncio.create_task(daemon.run(), name="evsed")
         try:
-            return await _run_reps(args, csms, daemon, daemon_task)
+            result = await _run_reps(args, csms, daemon, daemon_task, heavy, workdir)
         finally:
+            if heavy is not None:
+                await heavy.stop()
             daemon.terminate()
             await _stopped(daemon_task)
+    if heavy is not None:
+        result["load"].update(heavy.figures())
+    return result
+
+
+class HeavyLoad:
+    """The extra load of ``--load heavy``, on the daemon's event loop (in this process).
+
+    - an OCPP flood: the CSMS sends CALLs back to back (GetConfiguration, whose answer lists
+      every key, and a DataTransfer for an unknown vendor), the next as soon as one is answered;
+    - a firmware download in progress: ``evsed.ota.download.download`` (the daemon's
+      downloader: a worker thread, progress on the loop) fetches a bundle from the CSMS's file
+      server over and over, so one is always under way;
+    - slow fsyncs: every SQLite commit of the store (``Database.transaction``) takes
+      ``fsync_delay_ms`` longer, in the thread that commits, holding the store's lock, as a
+      slow SD card would.
+    """
+
+    def __init__(self, fsync_delay_ms: float, parts: set[str]) -> None:
+        self.parts = parts
+        self.fsync_delay_s = fsync_delay_ms / 1000 if "fsync" in parts else 0.0
+        self.calls = 0
+        self.downloaded = 0
+        self.commits = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._original_transaction = Database.transaction
+
+    def make_bundle(self, path: Path, mib: int) -> None:
+        with open(path, "wb") as f:
+            for _ in range(mib):
+                f.write(random.randbytes(1 << 20))
+        self.bundle_bytes = mib << 20
+
+    def start(self, csms: DevCsms, workdir: Path) -> None:
+        original = self._original_transaction
+        heavy = self
+
+        @contextlib.contextmanager
+        def slow_transaction(db: Database) -> Iterator[Any]:
+            with original(db) as cur:
+                yield cur
+                # Before the commit, inside the store's lock: where a slow fsync would be.
+                time.sleep(heavy.fsync_delay_s)
+                heavy.commits += 1
+
+        if "fsync" in self.parts:
+            Database.transaction = slow_transaction  # type: ignore[method-assign,assignment]
+        if "flood" in self.parts:
+            self._tasks.append(asyncio.create_task(self._flood(csms), name="bench-flood"))
+        if "download" in self.parts:
+            self._tasks.append(
+                asyncio.create_task(self._download(csms, workdir), name="bench-download")
+            )
+
+    async def _flood(self, csms: DevCsms) -> None:
+        payloads = (("GetConfiguration", {}), ("DataTransfer", {"vendorId": "bench.flood"}))
+        while True:
+            for action, payload in payloads:
+                await csms.call(CHARGER_ID, action, payload, timeout=10)
+                self.calls += 1
+
+    async def _download(self, csms: DevCsms, workdir: Path) -> None:
+        url = f"{csms.http_url}/files/bundle.raucb"
+        while True:
+            await download(url, workdir / "downloaded.raucb")
+            self.downloaded += self.bundle_bytes
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        Database.transaction = self._original_transaction  # type: ignore[method-assign]
+
+    def figures(self) -> dict[str, Any]:
+        return {
+            "heavy_parts": sorted(self.parts),
+            "csms_flood_calls": self.calls,
+            "firmware_downloaded_mib": round(self.downloaded / (1 << 20)),
+            "store_commits_delayed": self.commits,
+            "fsync_delay_ms": self.fsync_delay_s * 1000,
+        }
 
 
 async def _stopped(daemon_task: asyncio.Task[None]) -> None:
@@ -183,7 +299,12 @@ async def _stopped(daemon_task: asyncio.Task[None]) -> None:
 
 
 async def _run_reps(
-    args: argparse.Namespace, csms: DevCsms, daemon: Daemon, daemon_task: asyncio.Task[None]
+    args: argparse.Namespace,
+    csms: DevCsms,
+    daemon: Daemon,
+    daemon_task: asyncio.Task[None],
+    heavy: HeavyLoad | None,
+    workdir: Path,
 ) -> dict[str, Any]:
     def ready() -> bool:
         charger, client = daemon.charger, daemon.client
@@ -224,6 +345,9 @@ async def _run_reps(
             closed = probes[cid].expect(True)
             mcus[cid].set_ev_state(CpState.C)
             await edge(closed, f"high after C on connector {cid}")
+        if heavy is not None:
+            heavy.start(csms, workdir)
+            await asyncio.sleep(1.0)  # the flood and the download under way
         since = _journal_next_index(csms)
         polls.clear()
         rng = random.Random(args.seed)
@@ -252,6 +376,8 @@ async def _run_reps(
             mcu.set_ev_state(CpState.C)
             await edge(closed, f"high after C on connector {cid}")
         wall_s = time.perf_counter() - started
+        if heavy is not None:
+            await heavy.stop()
         meter_polls = sum(polls.values())
         frames = csms.journal.query(cp=CHARGER_ID, since=since)
         for cid in ids:
@@ -332,14 +458,18 @@ def _report(
         "iec_limit_ms": IEC_LIMIT_MS,
         "target_p99_ms": TARGET_P99_MS,
         "target_met": overall["p99"] <= TARGET_P99_MS,
+        "design_p99_ms": DESIGN_P99_MS,
+        "design_target_met": overall["p99"] <= DESIGN_P99_MS,
         "within_iec_limit": ms[-1] <= IEC_LIMIT_MS,
         "set_ev_state_to_write_us_median": round(statistics.median(call_to_write_ns) / 1e3, 1),
         "load": {
             "ocpp_frames": len(frames),
             "ocpp_calls_from_charger": dict(sorted(calls.items())),
             "meter_polls": meter_polls,
-            "meter_poll_interval_s": 0.2,
+            "meter_poll_interval_s": LOADS[args.load][1],
+            "site_meter_poll_interval_s": LOADS[args.load][3],
         },
+        "load_kind": args.load,
         "wall_s": round(wall_s, 1),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "dwell_ms": [args.dwell_min_ms, args.dwell_max_ms],
@@ -368,10 +498,21 @@ def print_text(result: dict[str, Any]) -> None:
         )
     print(f"  slowest (ms):  {', '.join(f'{v:.3f}' for v in result['slowest_ms'])}")
     print(f"  target:        p99 <= {result['target_p99_ms']:g} ms: {verdict}")
+    design = "met" if result["design_target_met"] else "NOT met"
+    print(f"  DESIGN.md:     p99 <= {result['design_p99_ms']:g} ms: {design}")
     print(
         f"  IEC limit:     {result['iec_limit_ms']:g} ms (IEC 61851-1 Table A.6): "
         f"{'max within' if result['within_iec_limit'] else 'max EXCEEDS'}"
     )
+    extra = ""
+    if "csms_flood_calls" in load:
+        extra = (
+            f"; CSMS flood {load['csms_flood_calls']} CALLs, firmware downloaded "
+            f"{load['firmware_downloaded_mib']} MiB, {load['store_commits_delayed']} commits "
+            f"delayed {load['fsync_delay_ms']:g} ms"
+        )
+    parts = f" ({', '.join(load['heavy_parts'])})" if "heavy_parts" in load else ""
+    print(f"  load kind:     {result['load_kind']}{parts}{extra}")
     print(
         f"  load:          {load['ocpp_frames']} OCPP frames both ways (CALLs from the charger: "
         f"{calls}); "
@@ -385,6 +526,9 @@ def print_text(result: dict[str, Any]) -> None:
     print(f"  peak RSS:      {result['peak_rss_mib']:.1f} MiB")
     print(f"  note:          {result['note']}")
     print(f"  platform:      Python {result['python']} on {result['machine']}")
+    if "load_average" in result:
+        start, end = result["load_average"]
+        print(f"  load average:  {start} at start, {end} at end (1, 5, 15 min)")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -395,6 +539,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--reps", type=int, default=1000, help="repetitions (default 1000)")
     parser.add_argument(
         "--connectors", type=int, choices=(1, 2), default=2, help="connectors charging (2)"
+    )
+    parser.add_argument(
+        "--load",
+        choices=sorted(LOADS),
+        default="classic",
+        help="classic: 1 s heartbeat and MeterValues, 0.2 s meter poll (the default); idle: "
+        "300 s heartbeat, 1 s poll, 10 s MeterValues; heavy: 1 s heartbeat and MeterValues, "
+        "1 s meter and site-meter polls, an OCPP flood from the CSMS, a firmware download "
+        "in progress and slow fsyncs",
+    )
+    parser.add_argument(
+        "--fsync-delay-ms", type=float, default=50.0, help="heavy: added to each commit (50)"
+    )
+    parser.add_argument(
+        "--download-mib", type=int, default=64, help="heavy: size of the bundle (64 MiB)"
+    )
+    parser.add_argument(
+        "--heavy-parts",
+        default="flood,download,fsync",
+        help="heavy: which extra loads, comma-separated (flood,download,fsync)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--seed", type=int, default=61851, help="seed for the random dwell")
@@ -417,12 +581,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     for noisy in ("ocpp", "websockets", "pymodbus"):
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
+    load_at_start = " ".join(f"{v:.2f}" for v in os.getloadavg())
     with tempfile.TemporaryDirectory(prefix="evsed-bench-") as tmp:
         try:
             result = asyncio.run(measure(args, Path(tmp)))
         except BenchError as exc:
             print(f"safety_latency: run failed: {exc}", file=sys.stderr)
             return 1
+    result["load_average"] = [load_at_start, " ".join(f"{v:.2f}" for v in os.getloadavg())]
     if args.json:
         print(json.dumps(result, indent=2))
     else:

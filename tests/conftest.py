@@ -57,7 +57,7 @@ class CsmsJournals:
 
 
 _JOURNALS = pytest.StashKey[CsmsJournals]()
-CHECKED_DIRS = {"e2e", "ota"}
+CHECKED_DIRS = {"e2e", "ota", "reliability"}
 
 
 @pytest.fixture(scope="session")
