@@ -585,3 +585,16 @@ def test_the_authorization_key_can_be_provisioned_as_a_file(
     evsed.wait_registered()
     assert connections(csms)[-1]["basic_auth"] == "ok"
     _secret_nowhere(evsed, csms, KEY)
+
+
+def test_frames_are_read_and_measured_at_the_production_log_level(
+    csms: DevCsms, start_evsed: Callable[..., Evsed]
+) -> None:
+    """The tests run the daemon at DEBUG; a charger runs at INFO, where no frame is logged."""
+    evsed = start_evsed(csms.ws_url, logging={"level": "INFO"}, csms={"max_message_bytes": 4096})
+    evsed.wait_registered()
+    assert csms.result("ClearCache", {}) == {"status": "Accepted"}
+    big = json.dumps([2, "big-info", "DataTransfer", {"vendorId": "x", "data": "y" * 8000}])
+    assert csms.send_raw(big)["error"]["code"] == "FormationViolation"
+    assert evsed.status()["ocpp"]["connection"] == "connected"
+    assert "<- [" not in evsed.log()

@@ -211,16 +211,11 @@ def test_a_call_sent_twice_with_one_id_is_answered_both_times(rig: Rig) -> None:
     still_answers(rig)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="csms.max_message_bytes is documented (evsed.example.toml) but not enforced: the "
-    "transport takes max(max_message_bytes, 4 MiB) as the websocket limit and nothing else "
-    "checks the size, so a 300 kB CALL is handled like any other",
-)
 def test_a_payload_above_the_configured_limit_is_refused_with_a_callerror(rig: Rig) -> None:
     big = {"vendorId": "fuzz", "data": "x" * 300_000}  # max_message_bytes is 262144
     outcome = send(rig, json.dumps([2, new_id(), "DataTransfer", big]))
     assert outcome.error is not None, outcome
+    assert "FormationViolation" in str(outcome.error), outcome
     still_answers(rig)
 
 

@@ -135,8 +135,8 @@ class V16ChargePoint(
         """Every frame from the CSMS, read by :mod:`evsed.ocpp.rpc` before the library sees it:
         a CALL whose message id is readable always gets an answer, with an OCPP-J 1.6 error
         code when it cannot be served (§4.2.3)."""
+        size = len(raw_msg.encode() if isinstance(raw_msg, str) else raw_msg)
         if log.isEnabledFor(logging.DEBUG):  # frames carry secrets: passwords, AuthorizationKey
-            size = len(raw_msg)
             shown = raw_msg if size <= 4096 else f"{raw_msg[:4096]}... ({size} bytes)"
             log.debug("<- %s", redact_text(shown))
         frame = rpc.read_frame(raw_msg)
