@@ -113,11 +113,13 @@ class OcppV16Service:
             outbox = workers[2:]  # an answer may have arrived just before the connection
             for task in (reader, *workers[:2]):  # dropped: let the outbox record it first
                 task.cancel()
-            if outbox:
-                await asyncio.wait(outbox, timeout=OUTBOX_SETTLE_S)
-            for task in outbox:
-                task.cancel()
-            await asyncio.gather(reader, *workers, return_exceptions=True)
+            try:
+                if outbox:
+                    await asyncio.wait(outbox, timeout=OUTBOX_SETTLE_S)
+            finally:  # also when the session itself is cancelled while it waits
+                for task in outbox:
+                    task.cancel()
+                await asyncio.gather(reader, *workers, return_exceptions=True)
 
     async def _deliver(self, cp: V16ChargePoint, reported: asyncio.Event) -> None:
         await reported.wait()
