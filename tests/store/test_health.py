@@ -85,3 +85,34 @@ async def test_hurry_makes_a_waiting_write_try_again_at_once(tmp_path: Path) -> 
     assert loop.time() - began < 0.5
     await health.stop()
     db.close()
+
+
+async def test_a_read_only_database_during_a_session_is_retried_until_it_takes_writes(
+    tmp_path: Path,
+) -> None:
+    """A state directory that turns read-only while the daemon runs (an SD card or a file
+    system that failed and was remounted read-only). Remounting a file system read-only while
+    the daemon holds the database open for writing is refused (EBUSY), so SQLite itself is made
+    to refuse writes: ``PRAGMA query_only`` gives the SQLITE_READONLY error a read-only file
+    gives. The stop waits, retried, and is committed once writes are taken again."""
+    db = Database(tmp_path)
+    store = TransactionStore(db)
+    health = StorageHealth(db)
+    local_id = await health.write("StartTransaction", store.start, 1, "TAG", 0, "t", _payload())
+    db._conn.execute("PRAGMA query_only = ON")
+    stop = asyncio.create_task(
+        health.write(
+            "StopTransaction", store.stop, local_id, 25, "t2", "EVDisconnected", _payload()
+        )
+    )
+    await asyncio.wait_for(health.failing(), 2)
+    assert not health.ok and "readonly" in health.error
+    await asyncio.sleep(1.2)
+    assert not stop.done()
+    assert [r.id for r in store.open_transactions()] == [local_id]  # not stopped yet
+    db._conn.execute("PRAGMA query_only = OFF")
+    await asyncio.wait_for(stop, 10)
+    assert store.open_transactions() == []
+    assert health.ok
+    await health.stop()
+    db.close()
