@@ -57,8 +57,11 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy
 
+# Two workers: the suite waits on daemons and sockets more than it computes. A test file stays
+# on one worker (its module fixtures, e.g. the journald one, are not shared).
+PYTEST_WORKERS ?= 2
 pytest: venv schema-deps
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 # npm packages of the OCPP schema check, installed exactly as locked in package-lock.json.
 schema-deps: $(SCHEMA_DIR)/node_modules/.package-lock.json
