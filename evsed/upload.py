@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-from evsed.ota.download import redact_url  # the firmware downloader's, shared
+from evsed.urls import redact_url
 
 __all__ = ["UploadResult", "UploadStatus", "redact_url", "target_url", "upload"]
 

@@ -19,10 +19,11 @@ import random
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
 
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
+
+from evsed.urls import redact_url
 
 if TYPE_CHECKING:
     from evsed.security.connection import ConnectionSecurity
@@ -188,16 +189,6 @@ def verifying_context() -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context
-
-
-def redact_url(url: str) -> str:
-    """``url`` with the password of its userinfo (if any) replaced by ``***``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def _describe(exc: BaseException) -> str:

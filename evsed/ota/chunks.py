@@ -43,7 +43,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from evsed.ota.download import DownloadError, download, redact_url
+from evsed.ota.download import DownloadError, download
+from evsed.urls import redact_url
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from evsed.ota.chunks import STORE_SCHEMES, ChunkRelay, store_url_for
-from evsed.ota.download import redact_url
 from evsed.ota.rauc import Rauc, RaucError
+from evsed.urls import redact_url
 
 log = logging.getLogger(__name__)
 

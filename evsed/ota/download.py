@@ -32,9 +32,10 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO, TypeVar
-from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 from evsed.errors import EvsedError
+from evsed.urls import redact_url
 
 _LOG = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -71,20 +72,6 @@ class _Cancelled(Exception):
 
 class _Restart(Exception):
     """The ``.part`` cannot be continued: discard it and download from the start."""
-
-
-def redact_url(url: str) -> str:
-    """``url`` safe for logs: password and query string replaced by ``***``, no fragment."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<invalid URL>"
-    userinfo, at, hostport = parts.netloc.rpartition("@")
-    if at and ":" in userinfo:
-        netloc = f"{userinfo.partition(':')[0]}:***@{hostport}"
-    else:
-        netloc = parts.netloc
-    return urlunsplit((parts.scheme, netloc, parts.path, "***" if parts.query else "", ""))
 
 
 async def download(

@@ -7,8 +7,8 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from evsed.ota.download import redact_url
 from evsed.ota.rauc import Rauc, RaucError, SystemStatus
+from evsed.urls import redact_url
 
 if TYPE_CHECKING:
     from evsed.ota.manager import FirmwareManager

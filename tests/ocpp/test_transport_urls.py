@@ -2,7 +2,7 @@
 
 import pytest
 
-from evsed.ocpp.transport import redact_url
+from evsed.urls import redact_url
 
 
 @pytest.mark.parametrize(

@@ -32,7 +32,8 @@ from pyftpdlib.authorizers import DummyAuthorizer
 from pyftpdlib.handlers import FTPHandler
 from pyftpdlib.servers import FTPServer
 
-from evsed.ota.download import DownloadError, download, redact_url
+from evsed.ota.download import DownloadError, download
+from evsed.urls import redact_url
 from evsed_devcsms import DevCsms
 from evsed_devcsms.files import resolve_file, send_file
 
