@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 from security_support import (
@@ -422,31 +423,32 @@ def test_a_wrong_server_certificate_blocks_the_connection_and_is_reported_once_o
     assert security_events(csms).count("InvalidCentralSystemCertificate") == 1
 
 
-def test_a_csms_offering_only_tls_1_1_is_refused_and_reported(
-    tmp_path: Path, start_csms: Callable[..., DevCsms], start_evsed: Callable[..., Evsed]
+@pytest.mark.parametrize(
+    ("offer", "event"),
+    [
+        (("--tls-max-version", "1.1"), "InvalidTLSVersion"),
+        (
+            ("--tls-max-version", "1.2", "--tls-ciphers", "ECDHE-ECDSA-AES128-SHA"),
+            "InvalidTLSCipherSuite",
+        ),
+    ],
+    ids=["only-tls-1.1", "only-weak-suites"],
+)
+def test_a_csms_with_old_tls_is_refused_and_reported(
+    tmp_path: Path,
+    start_csms: Callable[..., DevCsms],
+    start_evsed: Callable[..., Evsed],
+    offer: tuple[str, ...],
+    event: str,
 ) -> None:
     pki = Pki.make(tmp_path / "pki")
-    csms = profile_csms(start_csms, 2, pki, "--tls-max-version", "1.1")
+    csms = profile_csms(start_csms, 2, pki, *offer)
     evsed = profile_evsed(start_evsed, csms, 2, pki)
     wait_for(lambda: evsed.status()["ocpp"]["last_error"], what="a refused handshake")
     assert connections(csms) == []
     csms.restart(args=("--auth-key", f"CP01={KEY}", *pki.tls_args()))
     evsed.wait_registered(timeout=30)
-    wait_for(lambda: "InvalidTLSVersion" in security_events(csms), what="InvalidTLSVersion")
-
-
-def test_a_csms_with_only_weak_cipher_suites_is_refused_and_reported(
-    tmp_path: Path, start_csms: Callable[..., DevCsms], start_evsed: Callable[..., Evsed]
-) -> None:
-    pki = Pki.make(tmp_path / "pki")
-    weak = ("--tls-max-version", "1.2", "--tls-ciphers", "ECDHE-ECDSA-AES128-SHA")
-    csms = profile_csms(start_csms, 2, pki, *weak)
-    evsed = profile_evsed(start_evsed, csms, 2, pki)
-    wait_for(lambda: evsed.status()["ocpp"]["last_error"], what="a refused handshake")
-    assert connections(csms) == []
-    csms.restart(args=("--auth-key", f"CP01={KEY}", *pki.tls_args()))
-    evsed.wait_registered(timeout=30)
-    wait_for(lambda: "InvalidTLSCipherSuite" in security_events(csms), what="cipher event")
+    wait_for(lambda: event in security_events(csms), what=event)
 
 
 def test_a_wrong_key_is_reported_as_failed_to_authenticate(
